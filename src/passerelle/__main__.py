@@ -1,0 +1,5 @@
+import sys
+
+from passerelle.cli import main
+
+sys.exit(main())

@@ -1,0 +1,157 @@
+"""The `passerelle` command: serve the gateway, run the standalone simulator, check a config."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import shutil
+import sys
+from pathlib import Path
+
+from passerelle import __version__
+from passerelle.config import Config, ConfigError, load_config
+from passerelle.pipeline.auth import digest
+from passerelle.stores.sqlite import SQLiteStore
+
+ADMIN_SETTING = "admin_key_sha256"
+
+
+def resolve_admin_key(store: SQLiteStore, env: dict[str, str]) -> tuple[str, str | None]:
+    """The admin key's digest, and the key itself when it was generated now (to print once)."""
+    if env.get("PASSERELLE_ADMIN_KEY"):
+        return digest(env["PASSERELLE_ADMIN_KEY"]), None
+    stored = store.get_setting_sync(ADMIN_SETTING)
+    if stored:
+        return stored, None
+    key = "sk-pass-admin-" + secrets.token_urlsafe(32)
+    hashed = digest(key)
+    store.set_setting_sync(ADMIN_SETTING, hashed)
+    return hashed, key
+
+
+def banner(config: Config, host: str, port: int, workers: int, home: Path, new_key: str | None) -> str:
+    lines = [f"Passerelle {__version__} listening on http://{host}:{port} ({workers} worker"
+             f"{'s' if workers > 1 else ''}), data in {home}"]
+    for name, provider in sorted(config.providers.items()):
+        lines.append(f"  provider {name}: {provider.type} (live)")
+    for alias, spec in sorted(config.models.items()):
+        targets = ", ".join(f"{d.provider}:{d.model}" for d in spec.deployments)
+        lines.append(f"  model {alias} -> {targets}")
+    if set(config.providers) == {"simulator"} and all(p.type == "simulator" for p in config.providers.values()):
+        lines.append("  no provider credentials found: every model name is served by the offline simulator")
+    if new_key:
+        lines.append(f"  admin key (shown once, store it now): {new_key}")
+    lines.append("  Anthropic: POST /v1/messages   OpenAI: POST /v1/chat/completions   GET /v1/models /health /ready /metrics")
+    return "\n".join(lines)
+
+
+def serve(args: argparse.Namespace) -> int:
+    config_path = args.config or os.environ.get("PASSERELLE_CONFIG") or None
+    try:
+        config = load_config(config_path)
+    except ConfigError as exc:
+        print(f"passerelle: invalid configuration: {exc}", file=sys.stderr)
+        return 2
+    home = Path(args.data_dir or os.environ.get("PASSERELLE_HOME") or config.server.data_dir
+                or Path.home() / ".passerelle").expanduser().resolve()
+    store = SQLiteStore(home / "passerelle.db")
+    admin_sha, new_key = resolve_admin_key(store, dict(os.environ))
+    host = args.host or config.server.host
+    port = args.port if args.port is not None else config.server.port
+    workers = args.workers or config.server.workers
+    os.environ["PASSERELLE_HOME"] = str(home)
+    os.environ["PASSERELLE_CONFIG"] = str(Path(config_path).resolve()) if config_path else ""
+    os.environ["PASSERELLE_ADMIN_KEY_SHA256"] = admin_sha
+    if workers > 1:
+        metrics_dir = home / "metrics"
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+        metrics_dir.mkdir(parents=True)
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
+    print(banner(config, host, port, workers, home, new_key), flush=True)
+
+    from granian import Granian
+    from granian.constants import Interfaces, Loops
+
+    Granian(
+        target="passerelle.server.app:create_app",
+        factory=True,
+        address=host,
+        port=port,
+        interface=Interfaces.ASGI,
+        workers=workers,
+        loop=Loops.uvloop if sys.platform != "win32" else Loops.asyncio,
+        log_access=False,
+        log_level=config.server.log_level if config.server.log_level != "warning" else "warn",
+        workers_kill_timeout=int(config.server.graceful_timeout),
+        backlog=2048,
+    ).serve()
+    return 0
+
+
+def simulator(args: argparse.Namespace) -> int:
+    from passerelle.config.schema import FaultConfig, SimulatorConfig
+    from passerelle.simulator.server import run_simulator
+
+    faults = FaultConfig(rate_limit=args.rate_limit, server_error=args.server_error, overloaded=args.overloaded,
+                         timeout=args.timeout_rate, connection_reset=args.connection_reset,
+                         stream_cut=args.stream_cut, malformed=args.malformed, retry_after=args.retry_after)
+    config = SimulatorConfig(mode=args.mode, output_tokens=args.output_tokens, ttft_ms=args.ttft_ms,
+                             tokens_per_second=args.tokens_per_second, chunk_tokens=args.chunk_tokens,
+                             faults=faults, seed=args.seed)
+    run_simulator(config, args.host, args.port)
+    return 0
+
+
+def check(args: argparse.Namespace) -> int:
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(f"invalid: {exc}", file=sys.stderr)
+        return 2
+    print(f"ok: {len(config.providers)} providers, {len(config.models)} models, {len(config.keys)} keys")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="passerelle", description="Self-hosted AI gateway.")
+    root.add_argument("--version", action="version", version=f"passerelle {__version__}")
+    sub = root.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("serve", help="run the gateway")
+    p.add_argument("--config", help="YAML config file (default: $PASSERELLE_CONFIG, else embedded defaults)")
+    p.add_argument("--host")
+    p.add_argument("--port", type=int)
+    p.add_argument("--data-dir", help="data directory (default: $PASSERELLE_HOME or ~/.passerelle)")
+    p.add_argument("--workers", type=int)
+    p.set_defaults(func=serve)
+
+    s = sub.add_parser("simulator", help="run the offline model as its own server (Anthropic and OpenAI dialects)")
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=4010)
+    s.add_argument("--mode", choices=("echo", "fixed"), default="echo")
+    s.add_argument("--output-tokens", type=int, default=16)
+    s.add_argument("--ttft-ms", type=float, default=0.0)
+    s.add_argument("--tokens-per-second", type=float, default=0.0)
+    s.add_argument("--chunk-tokens", type=int, default=1)
+    s.add_argument("--seed", type=int)
+    for fault in ("rate-limit", "server-error", "overloaded", "connection-reset", "stream-cut", "malformed"):
+        s.add_argument(f"--{fault}", type=float, default=0.0, help=f"probability of a {fault} fault")
+    s.add_argument("--timeout-rate", type=float, default=0.0, help="probability of never answering")
+    s.add_argument("--retry-after", type=float, default=0.0)
+    s.set_defaults(func=simulator)
+
+    c = sub.add_parser("check-config", help="validate a config file and exit")
+    c.add_argument("config")
+    c.set_defaults(func=check)
+    return root
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    code: int = args.func(args)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,125 @@
+"""The configuration's shape.  msgspec validates it and names the bad field on error."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+import msgspec
+from msgspec import Meta
+
+PositiveFloat = Annotated[float, Meta(gt=0)]
+NonNegativeFloat = Annotated[float, Meta(ge=0)]
+NonNegativeInt = Annotated[int, Meta(ge=0)]
+Rate = Annotated[float, Meta(ge=0, le=1)]
+
+ProviderType = Literal["anthropic", "bedrock", "vertex", "openai", "azure_openai", "simulator"]
+
+
+class Strict(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    pass
+
+
+class ServerConfig(Strict):
+    host: str = "127.0.0.1"
+    port: Annotated[int, Meta(ge=0, le=65535)] = 4000
+    workers: Annotated[int, Meta(ge=1, le=64)] = 1
+    max_body_bytes: Annotated[int, Meta(ge=1024)] = 32 * 1024 * 1024
+    data_dir: str | None = None
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    # Log message content (prompts and answers).  Off by default: logs are not a data store.
+    log_content: bool = False
+    graceful_timeout: PositiveFloat = 30.0
+
+
+class FaultConfig(Strict):
+    """Simulator fault injection: each rate is the probability per request."""
+
+    rate_limit: Rate = 0.0  # 429 with retry-after
+    server_error: Rate = 0.0  # 500
+    overloaded: Rate = 0.0  # 529
+    timeout: Rate = 0.0  # never answers (until the caller's timeout)
+    connection_reset: Rate = 0.0  # drops the connection without an answer
+    stream_cut: Rate = 0.0  # a stream stops half-way without its final events
+    malformed: Rate = 0.0  # a 200 with a body that is not valid JSON
+    retry_after: NonNegativeFloat = 0.0
+
+
+class SimulatorConfig(Strict):
+    # "echo" repeats the last user message's text; "fixed" writes output_tokens tokens.
+    mode: Literal["echo", "fixed"] = "echo"
+    output_tokens: NonNegativeInt = 16
+    ttft_ms: NonNegativeFloat = 0.0
+    tokens_per_second: NonNegativeFloat = 0.0  # 0: as fast as possible
+    chunk_tokens: Annotated[int, Meta(ge=1)] = 1  # tokens per streamed delta
+    tool_calls: bool = True  # call an offered tool with schema-valid arguments
+    faults: FaultConfig = msgspec.field(default_factory=FaultConfig)
+    seed: int | None = None
+
+
+class ProviderConfig(Strict):
+    type: ProviderType
+    api_key: str | None = None
+    base_url: str | None = None
+    # bedrock / vertex
+    region: str | None = None
+    # bedrock
+    access_key_id: str | None = None
+    secret_access_key: str | None = None
+    session_token: str | None = None
+    profile: str | None = None
+    # vertex
+    project: str | None = None
+    credentials_file: str | None = None
+    # openai / azure_openai
+    organization: str | None = None
+    api_version: str | None = None
+    headers: dict[str, str] = msgspec.field(default_factory=dict)
+    simulator: SimulatorConfig = msgspec.field(default_factory=SimulatorConfig)
+
+
+class DeploymentConfig(Strict):
+    provider: str
+    # The upstream's model id; "{model}" stands for the model name the caller asked for.
+    model: str = "{model}"
+    name: str | None = None
+    region: str | None = None
+    weight: PositiveFloat = 1.0
+    # Lower tiers are tried first; deployments of a later tier are fallbacks.
+    priority: int = 0
+    labels: list[str] = msgspec.field(default_factory=list)
+    timeout: PositiveFloat | None = None
+    # Adapter options, e.g. bedrock {"api": "converse" | "invoke"}, azure {"deployment": ...}.
+    options: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+class AliasConfig(Strict):
+    deployments: list[DeploymentConfig]
+    # Other aliases to try when every deployment of this one failed.
+    fallbacks: list[str] = msgspec.field(default_factory=list)
+    description: str | None = None
+
+
+class KeyConfig(Strict):
+    name: str
+    key: str | None = None  # the secret itself (use ${ENV}); hashed at load, never kept
+    key_sha256: str | None = None  # or its SHA-256 hex digest
+    models: list[str] = msgspec.field(default_factory=list)  # allowed aliases; empty: all
+
+
+class RouterConfig(Strict):
+    retries: NonNegativeInt = 2  # further tries of one deployment on retryable errors
+    backoff_initial: NonNegativeFloat = 0.25
+    backoff_max: NonNegativeFloat = 8.0
+    # Longest retry-after the router will wait; longer waits move on to a fallback.
+    max_retry_after: NonNegativeFloat = 30.0
+    timeout: PositiveFloat = 600.0  # per upstream attempt
+    breaker_failures: Annotated[int, Meta(ge=1)] = 5  # consecutive failures that open it
+    breaker_cooldown: PositiveFloat = 30.0  # seconds open before one trial request
+
+
+class Config(Strict):
+    server: ServerConfig = msgspec.field(default_factory=ServerConfig)
+    providers: dict[str, ProviderConfig] = msgspec.field(default_factory=dict)
+    models: dict[str, AliasConfig] = msgspec.field(default_factory=dict)
+    keys: list[KeyConfig] = msgspec.field(default_factory=list)
+    router: RouterConfig = msgspec.field(default_factory=RouterConfig)

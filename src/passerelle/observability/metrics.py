@@ -1,0 +1,39 @@
+"""Prometheus metrics.  With several workers, PROMETHEUS_MULTIPROC_DIR is set by the CLI before
+this module loads, and /metrics aggregates every worker's samples."""
+
+from __future__ import annotations
+
+import os
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import multiprocess
+
+_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+
+REQUESTS = Counter("passerelle_requests_total", "Requests answered, by route, model and status",
+                   ["route", "model", "status"])
+LATENCY = Histogram("passerelle_request_duration_seconds", "Time to the whole answer (or the stream's end)",
+                    ["route", "model"], buckets=_BUCKETS)
+FIRST_BYTE = Histogram("passerelle_stream_first_event_seconds", "Time to the first streamed event",
+                       ["route", "model"], buckets=_BUCKETS)
+UPSTREAM_ERRORS = Counter("passerelle_upstream_errors_total", "Failed upstream attempts, by deployment and kind",
+                          ["deployment", "kind"])
+TOKENS = Counter("passerelle_tokens_total", "Tokens reported by upstreams", ["model", "deployment", "type"])
+UPSTREAM_ATTEMPTS = Counter("passerelle_upstream_attempts_total", "Upstream attempts, retries included",
+                            ["deployment"])
+
+
+def render() -> tuple[bytes, str]:
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(), CONTENT_TYPE_LATEST
+
+
+def record_usage(model: str, deployment: str, usage: dict[str, int]) -> None:
+    for key, name in (("input_tokens", "input"), ("output_tokens", "output"),
+                      ("cache_read_input_tokens", "cache_read"), ("cache_creation_input_tokens", "cache_write")):
+        value = usage.get(key)
+        if value:
+            TOKENS.labels(model, deployment, name).inc(value)

@@ -1,0 +1,1 @@
+"""Routing: model aliases to deployments, retries, fallbacks and circuit breakers."""

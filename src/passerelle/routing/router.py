@@ -1,0 +1,185 @@
+"""The router: try deployments in plan order, with retries, backoff, breakers and fallbacks.
+
+Before a call it bridges the request to the deployment's dialect (OpenAI-only options checked
+or emulated for Claude-style upstreams); each attempt works on its own copy, so a fallback to
+another dialect starts from the caller's request as it was.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from passerelle.canonical import ChatRequest, MessageResponse, StreamEvent
+from passerelle.canonical.text import estimate_tokens
+from passerelle.config import RouterConfig
+from passerelle.dialects.openai.structured import (
+    check_openai_only_options,
+    emulate_response_format,
+    unwrap_structured_events,
+    unwrap_structured_message,
+)
+from passerelle.errors import ErrorKind, GatewayError, UpstreamError
+from passerelle.routing.retry import backoff_delay, may_retry, upstream_refused_request
+from passerelle.routing.table import Deployment, RoutingTable
+
+
+@dataclass(slots=True)
+class Routed:
+    deployment: Deployment
+    upstream_model: str
+    warnings: list[str]
+    attempts: int
+
+
+@dataclass(slots=True)
+class RoutedMessage(Routed):
+    message: MessageResponse
+
+
+@dataclass(slots=True)
+class RoutedStream(Routed):
+    events: AsyncIterator[StreamEvent]  # starts with the first event already received
+
+
+def _bridge(request: ChatRequest, deployment: Deployment) -> tuple[ChatRequest, bool]:
+    """A per-attempt copy of ``request`` fitted to the deployment's dialect."""
+    body = dict(request.body)
+    for key in ("tools", "system", "messages"):
+        value = body.get(key)
+        if isinstance(value, list):
+            body[key] = list(value)  # type: ignore[literal-required]
+    attempt = dataclasses.replace(request, body=body, warnings=list(request.warnings))  # type: ignore[arg-type]
+    unwrap = False
+    if request.dialect == "openai" and deployment.provider.dialect != "openai":
+        check_openai_only_options(attempt)
+        unwrap = emulate_response_format(attempt)
+    return attempt, unwrap
+
+
+class Router:
+    def __init__(self, table: RoutingTable, config: RouterConfig) -> None:
+        self.table = table
+        self.config = config
+
+    async def complete(self, request: ChatRequest) -> RoutedMessage:
+        errors: list[GatewayError] = []
+        attempts = 0
+        for deployment, model in self.table.plan(request.model):
+            if not deployment.breaker.allow():
+                errors.append(_breaker_open(deployment))
+                continue
+            target = deployment.target(model)
+            for retry in range(self.config.retries + 1):
+                attempts += 1
+                try:
+                    attempt, unwrap = _bridge(request, deployment)
+                    message = await deployment.provider.complete(attempt, target)
+                except UpstreamError as err:
+                    if not self._after_failure(deployment, err, errors):
+                        raise
+                    if may_retry(self.config, err, retry):
+                        await asyncio.sleep(backoff_delay(self.config, retry, err.retry_after))
+                        continue
+                    break
+                except GatewayError as err:  # this adapter cannot express the request
+                    errors.append(err)
+                    break
+                deployment.breaker.success()
+                if unwrap:
+                    message = unwrap_structured_message(message)
+                return RoutedMessage(deployment, target.model, attempt.warnings, attempts, message)
+        raise _final_error(errors)
+
+    async def stream(self, request: ChatRequest) -> RoutedStream:
+        """Open a stream on the first deployment that produces a first event.  Retries and
+        fallbacks happen only here, before anything reached the client."""
+        errors: list[GatewayError] = []
+        attempts = 0
+        for deployment, model in self.table.plan(request.model):
+            if not deployment.breaker.allow():
+                errors.append(_breaker_open(deployment))
+                continue
+            target = deployment.target(model)
+            for retry in range(self.config.retries + 1):
+                attempts += 1
+                try:
+                    attempt, unwrap = _bridge(request, deployment)
+                    events = deployment.provider.stream(attempt, target)
+                    if unwrap:
+                        events = unwrap_structured_events(events)
+                    first = await anext(events)
+                except StopAsyncIteration:
+                    err: GatewayError = UpstreamError(ErrorKind.BAD_GATEWAY, "upstream sent an empty stream",
+                                                      retryable=True)
+                    self._after_failure(deployment, err, errors)  # type: ignore[arg-type]
+                    continue
+                except UpstreamError as err:
+                    if not self._after_failure(deployment, err, errors):
+                        raise
+                    if may_retry(self.config, err, retry):
+                        await asyncio.sleep(backoff_delay(self.config, retry, err.retry_after))
+                        continue
+                    break
+                except GatewayError as err:
+                    errors.append(err)
+                    break
+                return RoutedStream(deployment, target.model, attempt.warnings, attempts,
+                                    _watch(deployment, first, events))
+        raise _final_error(errors)
+
+    async def count_tokens(self, request: ChatRequest) -> int:
+        """The upstream's own count where it has an API for it, else a documented estimate."""
+        for deployment, model in self.table.plan(request.model):
+            if deployment.breaker.state == "open":
+                continue
+            try:
+                count = await deployment.provider.count_tokens(request, deployment.target(model))
+            except UpstreamError as err:
+                if upstream_refused_request(err):
+                    raise
+                continue
+            if count is not None:
+                return count
+            break
+        return estimate_tokens(request.body)
+
+    @staticmethod
+    def _after_failure(deployment: Deployment, err: UpstreamError, errors: list[GatewayError]) -> bool:
+        """Record a failed attempt; False when the error must go straight back to the caller."""
+        if upstream_refused_request(err):
+            return False
+        if err.retryable or err.kind is ErrorKind.BAD_GATEWAY:
+            deployment.breaker.failure()
+        errors.append(err)
+        return True
+
+
+async def _watch(deployment: Deployment, first: StreamEvent, events: AsyncIterator[StreamEvent],
+                 ) -> AsyncIterator[StreamEvent]:
+    """Pass the stream on, telling the breaker how it ended."""
+    yield first
+    try:
+        async for event in events:
+            yield event
+    except UpstreamError:
+        deployment.breaker.failure()
+        raise
+    deployment.breaker.success()
+
+
+def _breaker_open(deployment: Deployment) -> UpstreamError:
+    return UpstreamError(ErrorKind.UNAVAILABLE, f"deployment '{deployment.name}' is paused after repeated "
+                         "failures (circuit breaker open)", retryable=True)
+
+
+def _final_error(errors: list[GatewayError]) -> GatewayError:
+    if not errors:
+        return GatewayError(ErrorKind.UNAVAILABLE, "no deployment is available for this model")
+    # A request no deployment could express is the caller's to fix: say so rather than 5xx.
+    refusals = [e for e in errors if not isinstance(e, UpstreamError)]
+    if refusals and len(refusals) == len(errors):
+        return refusals[0]
+    return [e for e in errors if isinstance(e, UpstreamError)][-1]

@@ -1,0 +1,1 @@
+"""The HTTP edge: an ASGI application, its routes and the primitives they share."""

@@ -1,0 +1,181 @@
+"""The ASGI application: a dispatch table from (method, path) to handlers."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
+
+import msgspec
+
+from passerelle.config import Config, load_config
+from passerelle.dialects.anthropic.response import anthropic_models_list
+from passerelle.dialects.openai import openai_models_list
+from passerelle.errors import ErrorKind, GatewayError
+from passerelle.observability import metrics
+from passerelle.observability.logging import log, setup_logging
+from passerelle.server.asgi import Receive, Scope, Send, header_map, send_bytes
+from passerelle.server.chat import handle_chat, new_request_id, read_json, send_error
+from passerelle.server.codecs import ANTHROPIC, OPENAI, codec_for_headers
+from passerelle.server.gateway import Gateway
+
+Handler = Callable[[Gateway, Scope, Receive, Send, Mapping[str, str]], Awaitable[None]]
+_STARTED_AT = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+async def messages(gw: Gateway, scope: Scope, receive: Receive, send: Send, headers: Mapping[str, str]) -> None:
+    await handle_chat(gw, ANTHROPIC, "messages", scope, receive, send, headers)
+
+
+async def chat_completions(gw: Gateway, scope: Scope, receive: Receive, send: Send,
+                           headers: Mapping[str, str]) -> None:
+    await handle_chat(gw, OPENAI, "chat_completions", scope, receive, send, headers)
+
+
+async def count_tokens(gw: Gateway, scope: Scope, receive: Receive, send: Send,
+                       headers: Mapping[str, str]) -> None:
+    request_id = headers.get("x-request-id") or new_request_id()
+    try:
+        principal = gw.keys.authenticate(headers)
+        body = await read_json(gw, scope, receive, headers)
+        request = ANTHROPIC.parse_count(body, request_id, headers)
+        principal.check_model(request.model)
+        tokens = await gw.router.count_tokens(request)
+    except GatewayError as err:
+        await send_error(send, ANTHROPIC, err, request_id)
+        return
+    await send_bytes(send, 200, msgspec.json.encode({"input_tokens": tokens}),
+                     {"request-id": request_id, "x-request-id": request_id})
+
+
+async def models(gw: Gateway, scope: Scope, receive: Receive, send: Send, headers: Mapping[str, str]) -> None:
+    codec = codec_for_headers(headers)
+    request_id = headers.get("x-request-id") or new_request_id()
+    try:
+        gw.keys.authenticate(headers)
+    except GatewayError as err:
+        await send_error(send, codec, err, request_id)
+        return
+    names = gw.table.names()
+    path: str = scope["path"]
+    if path.startswith("/v1/models/"):
+        name = path.removeprefix("/v1/models/")
+        try:
+            gw.table.resolve(name)
+        except GatewayError as err:
+            await send_error(send, codec, err, request_id)
+            return
+        names = [name]
+    if codec is ANTHROPIC:
+        data = anthropic_models_list(names, _STARTED_AT)
+    else:
+        data = openai_models_list(names, int(time.time()))
+    body = data["data"][0] if path.startswith("/v1/models/") else data
+    await send_bytes(send, 200, msgspec.json.encode(body), {"request-id": request_id, "x-request-id": request_id})
+
+
+async def health(gw: Gateway, scope: Scope, receive: Receive, send: Send, headers: Mapping[str, str]) -> None:
+    await send_bytes(send, 200, b'{"status":"ok"}', {})
+
+
+async def ready(gw: Gateway, scope: Scope, receive: Receive, send: Send, headers: Mapping[str, str]) -> None:
+    if gw.draining:
+        await send_bytes(send, 503, b'{"status":"draining"}', {})
+        return
+    try:
+        await gw.store.ping()
+    except Exception as exc:
+        body = msgspec.json.encode({"status": "unavailable", "store": f"{exc.__class__.__name__}: {exc}"})
+        await send_bytes(send, 503, body, {})
+        return
+    await send_bytes(send, 200, b'{"status":"ready","store":"ok"}', {})
+
+
+async def prometheus(gw: Gateway, scope: Scope, receive: Receive, send: Send, headers: Mapping[str, str]) -> None:
+    body, content_type = metrics.render()
+    await send_bytes(send, 200, body, {}, content_type=content_type)
+
+
+ROUTES: dict[tuple[str, str], Handler] = {
+    ("POST", "/v1/messages"): messages,
+    ("POST", "/v1/messages/count_tokens"): count_tokens,
+    ("POST", "/v1/chat/completions"): chat_completions,
+    ("POST", "/chat/completions"): chat_completions,
+    ("GET", "/v1/models"): models,
+    ("GET", "/health"): health,
+    ("GET", "/ready"): ready,
+    ("GET", "/metrics"): prometheus,
+}
+
+
+class App:
+    """The gateway as an ASGI callable; ``gateway`` is built at lifespan start-up."""
+
+    def __init__(self, build: Callable[[], Gateway]) -> None:
+        self._build = build
+        self.gateway: Gateway | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            await self._http(scope, receive, send)
+        elif kind == "lifespan":
+            await self._lifespan(receive, send)
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.gateway is None:  # servers without lifespan support
+            self.gateway = self._build()
+        path: str = scope["path"]
+        handler = ROUTES.get((scope["method"], path))
+        if handler is None and path.startswith("/v1/models/") and scope["method"] == "GET":
+            handler = models
+        headers = header_map(scope)
+        if handler is None:
+            codec = codec_for_headers(headers)
+            known = any(p == path for _, p in ROUTES)
+            err = GatewayError(ErrorKind.INVALID_REQUEST if known else ErrorKind.NOT_FOUND,
+                               f"{scope['method']} {path} is not supported" if known else f"no route for {path}")
+            if known:
+                err.status = 405
+            await send_error(send, codec, err, headers.get("x-request-id") or new_request_id())
+            return
+        await handler(self.gateway, scope, receive, send, headers)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    self.gateway = self._build()
+                except Exception as exc:
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                if self.gateway is not None:
+                    self.gateway.draining = True
+                    await self.gateway.aclose()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+
+def create_app(config: Config | None = None, data_dir: Path | None = None,
+               admin_key_sha256: str | None = None) -> App:
+    """Build the app from arguments, or from the environment the CLI sets for worker processes."""
+
+    def build() -> Gateway:
+        cfg = config if config is not None else load_config(os.environ.get("PASSERELLE_CONFIG") or None)
+        setup_logging(cfg.server.log_level)
+        home = data_dir or Path(os.environ.get("PASSERELLE_HOME") or cfg.server.data_dir or default_home())
+        admin = admin_key_sha256 or os.environ.get("PASSERELLE_ADMIN_KEY_SHA256")
+        gateway = Gateway.build(cfg, home, admin)
+        log("worker_ready", logging.INFO, pid=os.getpid(), providers=sorted(cfg.providers))
+        return gateway
+
+    return App(build)
+
+
+def default_home() -> str:
+    return str(Path.home() / ".passerelle")
