@@ -42,7 +42,8 @@ def banner(config: Config, host: str, port: int, workers: int, home: Path, new_k
         lines.append("  no provider credentials found: every model name is served by the offline simulator")
     if new_key:
         lines.append(f"  admin key (shown once, store it now): {new_key}")
-    lines.append("  Anthropic: POST /v1/messages   OpenAI: POST /v1/chat/completions   GET /v1/models /health /ready /metrics")
+    lines.append("  Anthropic: POST /v1/messages   OpenAI: POST /v1/chat/completions")
+    lines.append("  GET /v1/models /health /ready /metrics")
     return "\n".join(lines)
 
 
@@ -72,6 +73,7 @@ def serve(args: argparse.Namespace) -> int:
 
     from granian import Granian
     from granian.constants import Interfaces, Loops
+    from granian.log import LogLevels
 
     Granian(
         target="passerelle.server.app:create_app",
@@ -82,7 +84,7 @@ def serve(args: argparse.Namespace) -> int:
         workers=workers,
         loop=Loops.uvloop if sys.platform != "win32" else Loops.asyncio,
         log_access=False,
-        log_level=config.server.log_level if config.server.log_level != "warning" else "warn",
+        log_level=LogLevels(config.server.log_level if config.server.log_level != "warning" else "warn"),
         workers_kill_timeout=int(config.server.graceful_timeout),
         backlog=2048,
     ).serve()

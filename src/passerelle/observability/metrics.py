@@ -4,9 +4,9 @@ this module loads, and /metrics aggregates every worker's samples."""
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client import multiprocess
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
 
 _BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 
@@ -31,9 +31,9 @@ def render() -> tuple[bytes, str]:
     return generate_latest(), CONTENT_TYPE_LATEST
 
 
-def record_usage(model: str, deployment: str, usage: dict[str, int]) -> None:
+def record_usage(model: str, deployment: str, usage: Mapping[str, object]) -> None:
     for key, name in (("input_tokens", "input"), ("output_tokens", "output"),
                       ("cache_read_input_tokens", "cache_read"), ("cache_creation_input_tokens", "cache_write")):
         value = usage.get(key)
-        if value:
+        if isinstance(value, int) and value > 0:
             TOKENS.labels(model, deployment, name).inc(value)

@@ -6,7 +6,6 @@ error tree, so adapters never see an aiohttp exception.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
@@ -97,19 +96,19 @@ class HttpClient:
             await self._session.close()
 
     async def post(
-        self, url: str, body: bytes, headers: Mapping[str, str], timeout: float,
+        self, url: str, body: bytes, headers: Mapping[str, str], timeout_s: float,
         params: Mapping[str, str] | None = None,
     ) -> UpstreamResponse:
         """POST and read the whole answer; non-2xx answers become UpstreamError."""
         try:
             async with self.session().post(
                 url, data=body, headers=dict(headers), params=params or None,
-                timeout=aiohttp.ClientTimeout(total=timeout, sock_connect=self._connect_timeout),
+                timeout=aiohttp.ClientTimeout(total=timeout_s, sock_connect=self._connect_timeout),
             ) as resp:
                 data = await resp.read()
-                result = UpstreamResponse(resp.status, resp.headers, data)  # type: ignore[arg-type]
-        except (asyncio.TimeoutError, TimeoutError):
-            raise UpstreamError(ErrorKind.TIMEOUT, f"upstream did not answer within {timeout:g}s",
+                result = UpstreamResponse(resp.status, resp.headers, data)
+        except TimeoutError:
+            raise UpstreamError(ErrorKind.TIMEOUT, f"upstream did not answer within {timeout_s:g}s",
                                 retryable=True) from None
         except aiohttp.ClientError as exc:
             raise UpstreamError(ErrorKind.BAD_GATEWAY, f"upstream connection failed: {exc.__class__.__name__}",
@@ -120,39 +119,39 @@ class HttpClient:
         return result
 
     async def post_stream(
-        self, url: str, body: bytes, headers: Mapping[str, str], timeout: float,
+        self, url: str, body: bytes, headers: Mapping[str, str], timeout_s: float,
         params: Mapping[str, str] | None = None,
     ) -> AsyncIterator[bytes]:
         """POST and yield the answer's body chunks as they arrive.
 
         The status is checked before the first chunk is yielded, so an upstream refusal
-        surfaces as UpstreamError while the router can still retry.  ``timeout`` bounds the
+        surfaces as UpstreamError while the router can still retry.  ``timeout_s`` bounds the
         wait for the answer's head and then each pause between chunks.
         """
         try:
             resp = await self.session().post(
                 url, data=body, headers=dict(headers), params=params or None,
                 timeout=aiohttp.ClientTimeout(total=None, sock_connect=self._connect_timeout,
-                                              sock_read=timeout),
+                                              sock_read=timeout_s),
             )
-        except (asyncio.TimeoutError, TimeoutError):
-            raise UpstreamError(ErrorKind.TIMEOUT, f"upstream did not answer within {timeout:g}s",
+        except TimeoutError:
+            raise UpstreamError(ErrorKind.TIMEOUT, f"upstream did not answer within {timeout_s:g}s",
                                 retryable=True) from None
         except aiohttp.ClientError as exc:
             raise UpstreamError(ErrorKind.BAD_GATEWAY, f"upstream connection failed: {exc.__class__.__name__}",
                                 retryable=True) from None
-        return self._chunks(resp, timeout)
+        return self._chunks(resp, timeout_s)
 
-    async def _chunks(self, resp: aiohttp.ClientResponse, timeout: float) -> AsyncIterator[bytes]:
+    async def _chunks(self, resp: aiohttp.ClientResponse, timeout_s: float) -> AsyncIterator[bytes]:
         try:
             if resp.status >= 300:
                 data = await resp.read()
                 raise upstream_error_for_status(resp.status, error_message_from_body(data),
-                                                retry_after_seconds(resp.headers))  # type: ignore[arg-type]
+                                                retry_after_seconds(resp.headers))
             async for chunk in resp.content.iter_any():
                 yield chunk
-        except (asyncio.TimeoutError, TimeoutError):
-            raise UpstreamError(ErrorKind.TIMEOUT, f"upstream stream stalled for {timeout:g}s",
+        except TimeoutError:
+            raise UpstreamError(ErrorKind.TIMEOUT, f"upstream stream stalled for {timeout_s:g}s",
                                 retryable=True) from None
         except aiohttp.ClientError as exc:
             raise UpstreamError(ErrorKind.BAD_GATEWAY, f"upstream stream broke: {exc.__class__.__name__}",

@@ -6,11 +6,11 @@ import asyncio
 from collections.abc import AsyncIterator
 
 from passerelle.canonical import ChatRequest, MessageResponse, StreamEvent
+from passerelle.canonical.text import request_text
 from passerelle.config import ProviderConfig
 from passerelle.errors import ErrorKind, UpstreamError
 from passerelle.providers.base import Target
 from passerelle.providers.http import HttpClient
-from passerelle.canonical.text import request_text
 from passerelle.simulator.engine import SimulatorEngine, count_tokens
 
 

@@ -11,7 +11,7 @@ class CircuitBreaker:
 
     __slots__ = ("_clock", "_consecutive", "_cooldown", "_limit", "_opened_at", "_trial_running")
 
-    def __init__(self, failures: int, cooldown: float, clock: type[time] | None = None) -> None:
+    def __init__(self, failures: int, cooldown: float) -> None:
         self._limit = failures
         self._cooldown = cooldown
         self._consecutive = 0

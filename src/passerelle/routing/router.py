@@ -50,7 +50,7 @@ def _bridge(request: ChatRequest, deployment: Deployment) -> tuple[ChatRequest, 
     for key in ("tools", "system", "messages"):
         value = body.get(key)
         if isinstance(value, list):
-            body[key] = list(value)  # type: ignore[literal-required]
+            body[key] = list(value)
     attempt = dataclasses.replace(request, body=body, warnings=list(request.warnings))  # type: ignore[arg-type]
     unwrap = False
     if request.dialect == "openai" and deployment.provider.dialect != "openai":

@@ -87,7 +87,7 @@ async def handle_chat(gw: Gateway, codec: Codec, route: str, scope: Scope, recei
             routed = await gw.router.complete(request)
             out = codec.response(routed.message, request)
             await send_bytes(send, 200, out, response_headers(request_id, routed, routed.warnings))
-            metrics.record_usage(request.model, routed.deployment.name, routed.message.get("usage", {}))
+            metrics.record_usage(request.model, routed.deployment.name, dict(routed.message["usage"]))
             _log_warnings(request_id, routed.warnings)
     except GatewayError as err:
         status = err.status

@@ -12,14 +12,17 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import msgspec
+
 from passerelle.canonical import ContentBlock, MessageResponse, MessagesRequest, StopReason, StreamEvent, Usage
 from passerelle.canonical.text import block_texts, request_text
 from passerelle.config.schema import SimulatorConfig
 from passerelle.simulator.schema_values import example_for
 
 _TOKEN = re.compile(r"\s*(?:\w+|[^\w\s])")
-_LOREM = ("lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor incididunt ut "
-          "labore et dolore magna aliqua").split()
+_LOREM = [
+    "lorem", "ipsum", "dolor", "sit", "amet", "consectetur", "adipiscing", "elit", "sed", "do",
+    "eiusmod", "tempor", "incididunt", "ut", "labore", "et", "dolore", "magna", "aliqua",
+]
 FAULTS = ("rate_limit", "server_error", "overloaded", "timeout", "connection_reset", "stream_cut", "malformed")
 
 

@@ -76,8 +76,8 @@ class SimulatorServer:
         fault = self.engine.pick_fault()
         if fault in _STATUS:
             status, kind = _STATUS[fault]
-            err = GatewayError(kind, f"simulated {fault.replace('_', ' ')}")
-            response = self._error(dialect, err, request_id, status)
+            failure = GatewayError(kind, f"simulated {fault.replace('_', ' ')}")
+            response = self._error(dialect, failure, request_id, status)
             if fault == "rate_limit":
                 response.headers["retry-after"] = f"{self.engine.config.faults.retry_after:g}"
             return response
@@ -132,7 +132,7 @@ def run_simulator(config: SimulatorConfig, host: str, port: int) -> None:
     try:
         import uvloop
 
-        loop = uvloop.new_event_loop()
+        loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
     except ImportError:  # pragma: no cover - platforms without uvloop
         loop = asyncio.new_event_loop()
     print(f"Passerelle simulator on http://{host}:{port} (Anthropic: /v1/messages, OpenAI: /v1/chat/completions)",
