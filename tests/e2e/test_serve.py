@@ -1,0 +1,117 @@
+"""`passerelle serve` as a user runs it: embedded defaults, the admin key, bad config, workers,
+graceful shutdown of in-flight streams."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support.processes import free_port, start_gateway, start_simulator, wait_healthy
+
+
+def clean_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items()
+            if not k.startswith(("ANTHROPIC_", "OPENAI_", "AWS_", "GOOGLE_", "PASSERELLE_"))}
+
+
+def serve(tmp: Path, *args: str) -> tuple[subprocess.Popen[bytes], str, Path]:
+    port = free_port()
+    log = tmp / f"serve-{port}.log"
+    proc = subprocess.Popen([sys.executable, "-m", "passerelle", "serve", "--port", str(port),
+                             "--data-dir", str(tmp / "home"), *args],
+                            stdout=log.open("wb"), stderr=subprocess.STDOUT, env=clean_env())
+    url = f"http://127.0.0.1:{port}"
+    wait_healthy(url, proc)
+    return proc, url, log
+
+
+def test_embedded_defaults_and_admin_key_shown_once(tmp_path: Path) -> None:
+    proc, url, log = serve(tmp_path)
+    try:
+        banner = log.read_text()
+        assert "every model name is served by the offline simulator" in banner
+        key = banner.split("admin key (shown once, store it now): ")[1].split()[0]
+        answer = httpx.post(url + "/v1/messages", headers={"x-api-key": key}, timeout=10,
+                            json={"model": "any-model-name", "max_tokens": 9,
+                                  "messages": [{"role": "user", "content": "offline"}]})
+        assert answer.status_code == 200 and answer.json()["content"][0]["text"] == "offline"
+        assert httpx.get(url + "/ready").json()["status"] == "ready"
+    finally:
+        proc.terminate()
+        proc.wait(20)
+    db = (tmp_path / "home" / "passerelle.db").read_bytes()
+    assert key.encode() not in db  # stored hashed only
+    proc, url, log = serve(tmp_path)
+    try:
+        assert "admin key" not in log.read_text()  # printed once, at creation
+        ok = httpx.get(url + "/v1/models", headers={"authorization": f"Bearer {key}"})
+        assert ok.status_code == 200
+    finally:
+        proc.terminate()
+        proc.wait(20)
+
+
+def test_invalid_config_fails_at_start_naming_the_field(tmp_path: Path) -> None:
+    config = tmp_path / "bad.yaml"
+    config.write_text("providers:\n  sim: {type: simulator}\nmodels:\n  m: {deployments: [{provider: sim, "
+                      "weight: -2}]}\n")
+    result = subprocess.run([sys.executable, "-m", "passerelle", "serve", "--config", str(config)],
+                            capture_output=True, text=True, env=clean_env(), timeout=30)
+    assert result.returncode == 2
+    assert "Expected `float` > 0.0 - at `$.models.m.deployments[0].weight`" in result.stderr
+
+
+def test_two_workers_serve_and_aggregate_metrics(tmp_path: Path) -> None:
+    gateway = start_gateway(tmp_path, None, workers=2)
+    try:
+        for _ in range(20):
+            r = httpx.post(gateway.url + "/v1/chat/completions", headers={"authorization": "Bearer sk-test-admin-key"},
+                           json={"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}, timeout=10)
+            assert r.status_code == 200
+        text = httpx.get(gateway.url + "/metrics").text
+        line = next(ln for ln in text.splitlines()
+                    if ln.startswith('passerelle_requests_total{model="gpt-4o",route="chat_completions",status="200"}'))
+        assert float(line.split()[-1]) == 20.0  # every worker's requests, whichever worker answers
+    finally:
+        gateway.stop()
+
+
+def test_sigterm_finishes_in_flight_streams(tmp_path: Path) -> None:
+    slow = start_simulator(tmp_path, "--tokens-per-second", "20")
+    config = f"""
+providers: {{up: {{type: anthropic, api_key: k, base_url: "{slow.url}"}}}}
+models: {{slow: {{deployments: [{{provider: up, model: m}}]}}}}
+keys: [{{name: app, key: sk-drain}}]
+"""
+    gateway = start_gateway(tmp_path, config)
+    words = " ".join(f"w{i}" for i in range(40))  # about two seconds at 20 tokens a second
+    body: list[str] = []
+
+    def consume() -> None:
+        with httpx.stream("POST", gateway.url + "/v1/messages", headers={"x-api-key": "sk-drain"}, timeout=30,
+                          json={"model": "slow", "max_tokens": 100, "stream": True,
+                                "messages": [{"role": "user", "content": words}]}) as response:
+            for chunk in response.iter_text():
+                body.append(chunk)
+
+    reader = threading.Thread(target=consume)
+    reader.start()
+    deadline = time.monotonic() + 10
+    while not any("content_block_delta" in part for part in body) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert body, "the stream did not start"
+    code = gateway.stop()  # SIGTERM while the stream is half-way
+    reader.join(30)
+    slow.stop()
+    text = "".join(body)
+    assert "event: message_stop" in text, gateway.logs()
+    assert code == 0
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(gateway.url + "/health", timeout=2)

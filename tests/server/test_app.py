@@ -1,0 +1,54 @@
+"""The app in-process: answers, headers, operations endpoints."""
+
+from __future__ import annotations
+
+import httpx
+
+from tests.server.conftest import ADMIN
+from tests.server.test_malformed_input import A_HEADERS, GOOD_A, GOOD_O, O_HEADERS
+
+
+async def test_anthropic_message_echo(client: httpx.AsyncClient) -> None:
+    response = await client.post("/v1/messages", json=GOOD_A, headers={**A_HEADERS, "x-request-id": "req_mine"})
+    assert response.status_code == 200
+    body = response.json()
+    assert body["content"] == [{"type": "text", "text": "hi"}] and body["model"] == "claude-sonnet-4-5"
+    assert response.headers["request-id"] == "req_mine"
+    assert response.headers["x-passerelle-deployment"] == "claude-sonnet-4-5#0:simulator"
+
+
+async def test_openai_unmodeled_field_dropped_with_warning(client: httpx.AsyncClient) -> None:
+    response = await client.post("/v1/chat/completions", json={**GOOD_O, "prompt_cache_key": "abc"},
+                                 headers=O_HEADERS)
+    assert response.status_code == 200
+    assert "prompt_cache_key" in response.headers["x-passerelle-warnings"]
+    assert response.json()["choices"][0]["message"]["content"] == "hi"
+
+
+async def test_anthropic_stream_event_sequence(client: httpx.AsyncClient) -> None:
+    response = await client.post("/v1/messages", json={**GOOD_A, "stream": True,
+                                                       "messages": [{"role": "user", "content": "a b"}]},
+                                 headers=A_HEADERS)
+    assert response.headers["content-type"].startswith("text/event-stream")
+    events = [line.removeprefix("event: ") for line in response.text.splitlines() if line.startswith("event: ")]
+    assert events == ["message_start", "content_block_start", "ping", "content_block_delta",
+                      "content_block_delta", "content_block_stop", "message_delta", "message_stop"]
+
+
+async def test_models_follow_the_caller_dialect(client: httpx.AsyncClient) -> None:
+    anthropic_list = (await client.get("/v1/models", headers=A_HEADERS)).json()
+    assert anthropic_list["data"][0]["type"] == "model" and "has_more" in anthropic_list
+    openai_list = (await client.get("/v1/models", headers={"authorization": f"Bearer {ADMIN}"})).json()
+    assert openai_list["object"] == "list" and openai_list["data"][0]["object"] == "model"
+    one = (await client.get("/v1/models/claude-haiku-4-5", headers=A_HEADERS)).json()
+    assert one["id"] == "claude-haiku-4-5"
+
+
+async def test_operations(client: httpx.AsyncClient) -> None:
+    assert (await client.get("/health")).json() == {"status": "ok"}
+    assert (await client.get("/ready")).json() == {"status": "ready", "store": "ok"}
+    await client.post("/v1/chat/completions", json=GOOD_O, headers=O_HEADERS)
+    metrics = (await client.get("/metrics")).text
+    assert 'passerelle_requests_total{model="gpt-4o",route="chat_completions",status="200"}' in metrics
+    assert "passerelle_request_duration_seconds_bucket" in metrics
+    assert 'passerelle_tokens_total{deployment="gpt-4o#0:simulator",model="gpt-4o",type="output"}' in metrics
