@@ -124,3 +124,11 @@ def test_upstream_failures_in_caller_envelope(faulty_gateway: Server, model: str
                            {"model": model, "messages": [{"role": "user", "content": "x"}]})
     assert openai_response.status_code == status
     assert set(openai_response.json()["error"]) == {"message", "type", "param", "code"}
+
+
+def test_caller_timeout_header_shortens_attempts(faulty_gateway: Server) -> None:
+    response = httpx.post(faulty_gateway.url + "/v1/messages", timeout=30,
+                          headers={"x-api-key": KEY, "x-passerelle-timeout": "0.2"},
+                          json={"model": "slow-only", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}]})
+    assert response.status_code == 504
+    assert "within 0.2s" in response.json()["error"]["message"]

@@ -156,3 +156,42 @@ def test_count_tokens(gateway: Server) -> None:
     client = anthropic.Anthropic(base_url=gateway.url, api_key=APP_KEY)
     count = client.messages.count_tokens(model="gpt-test", messages=[{"role": "user", "content": "x" * 400}])
     assert count.input_tokens == 100  # OpenAI-style upstream: the documented 4-characters estimate
+
+
+def test_anthropic_extended_thinking_stream_keeps_signature(gateway: Server) -> None:
+    client = anthropic.Anthropic(base_url=gateway.url, api_key=APP_KEY, max_retries=0)
+    with client.messages.stream(model="claude-test", max_tokens=2048,
+                                thinking={"type": "enabled", "budget_tokens": 1024},
+                                messages=[{"role": "user", "content": "think first"}]) as stream:
+        deltas = [event.delta.type for event in stream if event.type == "content_block_delta"]
+        final = stream.get_final_message()
+    thinking = final.content[0]
+    assert thinking.type == "thinking" and thinking.signature and thinking.thinking.startswith("The user wrote")
+    assert final.content[1].type == "text" and final.content[1].text == "think first"
+    assert "thinking_delta" in deltas and "signature_delta" in deltas and "text_delta" in deltas
+    # The thinking block goes back in the next turn, signature and all.
+    follow = client.messages.create(model="claude-test", max_tokens=2048,
+                                    thinking={"type": "enabled", "budget_tokens": 1024},
+                                    messages=[{"role": "user", "content": "think first"},
+                                              {"role": "assistant", "content": [b.model_dump() for b in final.content]},
+                                              {"role": "user", "content": "again"}])
+    assert follow.content[-1].type == "text" and follow.content[-1].text == "again"
+
+
+def test_cross_dialect_fields_dropped_with_warning(gateway: Server) -> None:
+    client = anthropic.Anthropic(base_url=gateway.url, api_key=APP_KEY, max_retries=0)
+    raw = client.messages.with_raw_response.create(
+        model="gpt-test", max_tokens=20, messages=[{"role": "user", "content": "hi"}],
+        extra_body={"service_tier": "auto"})
+    assert "dropped unsupported anthropic field 'service_tier'" in raw.headers["x-passerelle-warnings"]
+    assert raw.parse().content[0].text == "hi"  # type: ignore[union-attr]
+
+
+def test_key_restricted_to_models(gateway: Server) -> None:
+    client = openai.OpenAI(base_url=gateway.url + "/v1", api_key="sk-limited", max_retries=0)
+    assert client.chat.completions.create(model="gpt-test", messages=[{"role": "user", "content": "ok"}])
+    with pytest.raises(openai.PermissionDeniedError):
+        client.chat.completions.create(model="claude-test", messages=[{"role": "user", "content": "no"}])
+    with pytest.raises(anthropic.AuthenticationError):
+        anthropic.Anthropic(base_url=gateway.url, api_key="sk-wrong", max_retries=0).messages.create(
+            model="claude-test", max_tokens=5, messages=[{"role": "user", "content": "x"}])

@@ -105,3 +105,10 @@ async def test_unknown_model_is_404_in_caller_format(tmp_path: Any) -> None:
         assert response.json()["error"]["code"] == "model_not_found"
     assert app.gateway is not None
     await app.gateway.aclose()
+
+
+@pytest.mark.parametrize("value", ["soon", "0", "-3", "99999"])
+async def test_bad_timeout_header(client: httpx.AsyncClient, value: str) -> None:
+    response = await client.post("/v1/messages", json=GOOD_A, headers={**A_HEADERS, "x-passerelle-timeout": value})
+    check_anthropic(response)
+    assert "x-passerelle-timeout" in response.json()["error"]["message"]

@@ -26,8 +26,6 @@ class ServerConfig(Strict):
     max_body_bytes: Annotated[int, Meta(ge=1024)] = 32 * 1024 * 1024
     data_dir: str | None = None
     log_level: Literal["debug", "info", "warning", "error"] = "info"
-    # Log message content (prompts and answers).  Off by default: logs are not a data store.
-    log_content: bool = False
     graceful_timeout: PositiveFloat = 30.0
 
 

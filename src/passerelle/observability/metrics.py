@@ -19,9 +19,6 @@ FIRST_BYTE = Histogram("passerelle_stream_first_event_seconds", "Time to the fir
 UPSTREAM_ERRORS = Counter("passerelle_upstream_errors_total", "Failed upstream attempts, by deployment and kind",
                           ["deployment", "kind"])
 TOKENS = Counter("passerelle_tokens_total", "Tokens reported by upstreams", ["model", "deployment", "type"])
-UPSTREAM_ATTEMPTS = Counter("passerelle_upstream_attempts_total", "Upstream attempts, retries included",
-                            ["deployment"])
-
 
 def render() -> tuple[bytes, str]:
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):

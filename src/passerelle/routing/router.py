@@ -22,6 +22,7 @@ from passerelle.dialects.openai.structured import (
     unwrap_structured_message,
 )
 from passerelle.errors import ErrorKind, GatewayError, UpstreamError
+from passerelle.observability import metrics
 from passerelle.routing.retry import backoff_delay, may_retry, upstream_refused_request
 from passerelle.routing.table import Deployment, RoutingTable
 
@@ -71,7 +72,7 @@ class Router:
             if not deployment.breaker.allow():
                 errors.append(_breaker_open(deployment))
                 continue
-            target = deployment.target(model)
+            target = deployment.target(model, request.timeout)
             for retry in range(self.config.retries + 1):
                 attempts += 1
                 try:
@@ -102,7 +103,7 @@ class Router:
             if not deployment.breaker.allow():
                 errors.append(_breaker_open(deployment))
                 continue
-            target = deployment.target(model)
+            target = deployment.target(model, request.timeout)
             for retry in range(self.config.retries + 1):
                 attempts += 1
                 try:
@@ -153,6 +154,7 @@ class Router:
             return False
         if err.retryable or err.kind is ErrorKind.BAD_GATEWAY:
             deployment.breaker.failure()
+        metrics.UPSTREAM_ERRORS.labels(deployment.name, err.kind.name.lower()).inc()
         errors.append(err)
         return True
 
@@ -164,8 +166,9 @@ async def _watch(deployment: Deployment, first: StreamEvent, events: AsyncIterat
     try:
         async for event in events:
             yield event
-    except UpstreamError:
+    except UpstreamError as err:
         deployment.breaker.failure()
+        metrics.UPSTREAM_ERRORS.labels(deployment.name, err.kind.name.lower()).inc()
         raise
     deployment.breaker.success()
 

@@ -25,9 +25,11 @@ class Deployment:
     timeout: float = 600.0
     options: dict[str, object] = field(default_factory=dict)
 
-    def target(self, requested_model: str) -> Target:
+    def target(self, requested_model: str, timeout: float | None = None) -> Target:
+        """The deployment for one request; the caller may ask for a shorter timeout, never a longer one."""
         return Target(deployment=self.name, model=self.model_template.replace("{model}", requested_model),
-                      region=self.region, timeout=self.timeout, options=dict(self.options))
+                      region=self.region, timeout=min(self.timeout, timeout) if timeout else self.timeout,
+                      options=dict(self.options))
 
 
 @dataclass(slots=True)

@@ -34,6 +34,21 @@ def new_request_id() -> str:
     return "req_" + uuid.uuid4().hex
 
 
+def requested_timeout(headers: Mapping[str, str]) -> float | None:
+    """``x-passerelle-timeout``: seconds the caller will wait for each upstream attempt."""
+    value = headers.get("x-passerelle-timeout")
+    if value is None:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not 0 < seconds <= 3600:
+        raise GatewayError(ErrorKind.INVALID_REQUEST, "x-passerelle-timeout: expected seconds between 0 and 3600",
+                           param="x-passerelle-timeout")
+    return seconds
+
+
 def response_headers(request_id: str, routed: Routed | None = None, warnings: list[str] | None = None,
                      ) -> dict[str, str]:
     headers = {"request-id": request_id, "x-request-id": request_id}
@@ -80,6 +95,7 @@ async def handle_chat(gw: Gateway, codec: Codec, route: str, scope: Scope, recei
         body = await read_json(gw, scope, receive, headers)
         query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
         request = codec.parse(body, request_id, headers, query)
+        request.timeout = requested_timeout(headers)
         principal.check_model(request.model)
         if request.stream:
             status = await _stream(gw, codec, route, request, send, started)
@@ -91,7 +107,6 @@ async def handle_chat(gw: Gateway, codec: Codec, route: str, scope: Scope, recei
             _log_warnings(request_id, routed.warnings)
     except GatewayError as err:
         status = err.status
-        _count_error(err)
         await send_error(send, codec, err, request_id)
     except Exception as exc:  # a bug: answer in the caller's format, log the details for us
         status = 500
@@ -130,7 +145,6 @@ async def _stream(gw: Gateway, codec: Codec, route: str, request: ChatRequest, s
         if tail:
             await send_chunk(send, tail)
     except UpstreamError as err:
-        _count_error(err)
         log("stream_failed", logging.WARNING, request_id=request.request_id, deployment=routed.deployment.name,
             error=err.message)
         status = 599  # recorded as a stream that failed after its 200
@@ -144,11 +158,6 @@ async def _stream(gw: Gateway, codec: Codec, route: str, request: ChatRequest, s
         metrics.record_usage(request.model, routed.deployment.name, usage)
     await end_stream(send)
     return status
-
-
-def _count_error(err: GatewayError) -> None:
-    if isinstance(err, UpstreamError):
-        metrics.UPSTREAM_ERRORS.labels("-", err.kind.name.lower()).inc()
 
 
 def _log_warnings(request_id: str, warnings: list[str]) -> None:
