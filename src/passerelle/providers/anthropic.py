@@ -7,7 +7,7 @@ from typing import Any
 
 import msgspec
 
-from passerelle.canonical import ChatRequest, MessageResponse, StreamEvent
+from passerelle.canonical import ChatRequest, Dialect, MessageResponse, StreamEvent
 from passerelle.config import ProviderConfig
 from passerelle.dialects.anthropic.stream import events_from_sse
 from passerelle.providers.base import Target
@@ -45,7 +45,7 @@ def anthropic_headers(request: ChatRequest) -> dict[str, str]:
 
 
 class AnthropicProvider:
-    dialect = "anthropic"
+    dialect: Dialect = "anthropic"
 
     def __init__(self, name: str, config: ProviderConfig, http: HttpClient) -> None:
         self.name = name

@@ -13,6 +13,7 @@ from typing import Any
 
 import aiohttp
 import msgspec
+from yarl import URL
 
 from passerelle.errors import ErrorKind, UpstreamError, upstream_error_for_status
 
@@ -96,7 +97,7 @@ class HttpClient:
             await self._session.close()
 
     async def post(
-        self, url: str, body: bytes, headers: Mapping[str, str], timeout_s: float,
+        self, url: str | URL, body: bytes, headers: Mapping[str, str], timeout_s: float,
         params: Mapping[str, str] | None = None,
     ) -> UpstreamResponse:
         """POST and read the whole answer; non-2xx answers become UpstreamError."""
@@ -119,7 +120,7 @@ class HttpClient:
         return result
 
     async def post_stream(
-        self, url: str, body: bytes, headers: Mapping[str, str], timeout_s: float,
+        self, url: str | URL, body: bytes, headers: Mapping[str, str], timeout_s: float,
         params: Mapping[str, str] | None = None,
     ) -> AsyncIterator[bytes]:
         """POST and yield the answer's body chunks as they arrive.

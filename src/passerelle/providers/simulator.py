@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
-from passerelle.canonical import ChatRequest, MessageResponse, StreamEvent
+from passerelle.canonical import ChatRequest, Dialect, MessageResponse, StreamEvent
 from passerelle.canonical.text import request_text
 from passerelle.config import ProviderConfig
 from passerelle.errors import ErrorKind, UpstreamError
@@ -33,7 +33,7 @@ async def raise_fault(fault: str, target: Target, retry_after: float) -> None:
 
 
 class SimulatorProvider:
-    dialect = "anthropic"
+    dialect: Dialect = "anthropic"
 
     def __init__(self, name: str, config: ProviderConfig, http: HttpClient | None = None) -> None:
         self.name = name
