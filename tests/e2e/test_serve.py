@@ -40,12 +40,16 @@ def test_embedded_defaults_and_admin_key_shown_once(tmp_path: Path) -> None:
         key = banner.split("admin key (shown once, store it now): ")[1].split()[0]
         answer = httpx.post(url + "/v1/messages", headers={"x-api-key": key}, timeout=10,
                             json={"model": "any-model-name", "max_tokens": 9,
-                                  "messages": [{"role": "user", "content": "offline"}]})
-        assert answer.status_code == 200 and answer.json()["content"][0]["text"] == "offline"
+                                  "messages": [{"role": "user", "content": "Zanzibar-4417"}]})
+        assert answer.status_code == 200 and answer.json()["content"][0]["text"] == "Zanzibar-4417"
         assert httpx.get(url + "/ready").json()["status"] == "ready"
     finally:
         proc.terminate()
         proc.wait(20)
+    logs = log.read_text()
+    request_line = next(line for line in logs.splitlines() if '"event":"request"' in line)
+    assert '"model":"any-model-name"' in request_line and '"status":200' in request_line
+    assert "Zanzibar-4417" not in logs  # no message content in logs by default
     db = (tmp_path / "home" / "passerelle.db").read_bytes()
     assert key.encode() not in db  # stored hashed only
     proc, url, log = serve(tmp_path)

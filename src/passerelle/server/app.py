@@ -15,7 +15,7 @@ from passerelle.dialects.anthropic.response import anthropic_models_list
 from passerelle.dialects.openai import openai_models_list
 from passerelle.errors import ErrorKind, GatewayError
 from passerelle.observability import metrics
-from passerelle.observability.logging import log, setup_logging
+from passerelle.observability.logging import LOG, log, setup_logging
 from passerelle.server.asgi import Receive, Scope, Send, header_map, send_bytes
 from passerelle.server.chat import handle_chat, new_request_id, read_json, send_error
 from passerelle.server.codecs import ANTHROPIC, OPENAI, codec_for_headers
@@ -157,6 +157,7 @@ class App:
                 if self.gateway is not None:
                     self.gateway.draining = True
                     await self.gateway.aclose()
+                await LOG.aclose()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
