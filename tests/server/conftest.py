@@ -17,6 +17,7 @@ ADMIN = "sk-admin-inprocess"
 async def app(tmp_path: Path) -> AsyncIterator[App]:
     config = load_config(None, env={})
     config.server.max_body_bytes = 64 * 1024
+    config.server.log_level = "error"  # request logs go to fd 2, outside pytest's capture
     application = create_app(config=config, data_dir=tmp_path, admin_key_sha256=digest(ADMIN))
     yield application
     if application.gateway is not None:

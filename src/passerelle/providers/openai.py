@@ -6,14 +6,15 @@ deployment option ``deployment`` (default: the target model) is called with ``?a
 (``api_version``, default ``AZURE_API_VERSION``) and an ``api-key`` header; ``api_version: v1``
 selects Azure's v1 API (``/openai/v1/chat/completions``, model in the body, no version query).
 
-The limit is sent as ``max_completion_tokens`` to OpenAI and Azure and as ``max_tokens`` to
-other servers (not all of them know the newer name); the option ``max_tokens_field`` overrides it.
+The limit is sent as ``max_completion_tokens`` to api.openai.com and Azure and as ``max_tokens`` to
+other servers (not all of them know the newer name); the deployment option ``max_tokens_field``
+overrides it.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import msgspec
 
@@ -55,7 +56,8 @@ class OpenAIProvider:
             if config.organization:
                 auth["openai-organization"] = config.organization
         self._headers = {"content-type": "application/json", **config.headers, **auth}
-        self._max_tokens_field = "max_completion_tokens" if self._azure or not config.base_url else "max_tokens"
+        official = self._azure or urlsplit(self._base).hostname == "api.openai.com"
+        self._max_tokens_field = "max_completion_tokens" if official else "max_tokens"
 
     def _url(self, target: Target) -> str:
         if not self._azure:

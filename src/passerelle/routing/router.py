@@ -1,28 +1,19 @@
 """The router: try deployments in plan order, with retries, backoff, breakers and fallbacks.
-
-Before a call it bridges the request to the deployment's dialect (OpenAI-only options checked
-or emulated for Claude-style upstreams); each attempt works on its own copy, so a fallback to
-another dialect starts from the caller's request as it was.
-"""
+Each attempt works on a copy of the request fitted to its deployment (see ``bridge``)."""
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from passerelle.canonical import ChatRequest, MessageResponse, StreamEvent
 from passerelle.canonical.text import estimate_tokens
 from passerelle.config import RouterConfig
-from passerelle.dialects.openai.structured import (
-    check_openai_only_options,
-    emulate_response_format,
-    unwrap_structured_events,
-    unwrap_structured_message,
-)
+from passerelle.dialects.openai.structured import unwrap_structured_events, unwrap_structured_message
 from passerelle.errors import ErrorKind, GatewayError, UpstreamError
 from passerelle.observability import metrics
+from passerelle.routing.bridge import fit_request
 from passerelle.routing.retry import backoff_delay, may_retry, upstream_refused_request
 from passerelle.routing.table import Deployment, RoutingTable
 
@@ -45,21 +36,6 @@ class RoutedStream(Routed):
     events: AsyncIterator[StreamEvent]  # starts with the first event already received
 
 
-def _bridge(request: ChatRequest, deployment: Deployment) -> tuple[ChatRequest, bool]:
-    """A per-attempt copy of ``request`` fitted to the deployment's dialect."""
-    body = dict(request.body)
-    for key in ("tools", "system", "messages"):
-        value = body.get(key)
-        if isinstance(value, list):
-            body[key] = list(value)
-    attempt = dataclasses.replace(request, body=body, warnings=list(request.warnings))  # type: ignore[arg-type]
-    unwrap = False
-    if request.dialect == "openai" and deployment.provider.dialect != "openai":
-        check_openai_only_options(attempt)
-        unwrap = emulate_response_format(attempt)
-    return attempt, unwrap
-
-
 class Router:
     def __init__(self, table: RoutingTable, config: RouterConfig) -> None:
         self.table = table
@@ -76,7 +52,7 @@ class Router:
             for retry in range(self.config.retries + 1):
                 attempts += 1
                 try:
-                    attempt, unwrap = _bridge(request, deployment)
+                    attempt, unwrap = fit_request(request, deployment.provider)
                     message = await deployment.provider.complete(attempt, target)
                 except UpstreamError as err:
                     if not self._after_failure(deployment, err, errors):
@@ -107,7 +83,7 @@ class Router:
             for retry in range(self.config.retries + 1):
                 attempts += 1
                 try:
-                    attempt, unwrap = _bridge(request, deployment)
+                    attempt, unwrap = fit_request(request, deployment.provider)
                     events = deployment.provider.stream(attempt, target)
                     if unwrap:
                         events = unwrap_structured_events(events)

@@ -58,6 +58,9 @@ class AnthropicStreamEncoder:
             message = {k: v for k, v in event["message"].items() if not k.startswith("_")}
             message["model"] = self._model
             event = {"type": "message_start", "message": message}
+        elif kind == "content_block_delta" and "_openai" in event["delta"]:
+            # Upstream-only facts (logprobs) have no place in the Anthropic wire format.
+            event = {**event, "delta": {k: v for k, v in event["delta"].items() if k != "_openai"}}
         data = encode_event(event)
         if kind == "content_block_start" and not self._pinged:
             self._pinged = True

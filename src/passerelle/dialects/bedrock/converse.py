@@ -180,8 +180,7 @@ def to_converse_request(request: ChatRequest, model: str) -> dict[str, Any]:
     body = request.body
     for key in request.passthrough:
         request.warn(f"dropped unsupported {request.dialect} field '{key}' for the Bedrock Converse API")
-    for key in request.openai_extras:
-        request.warn(f"dropped unsupported field '{key}' for the Bedrock Converse API")
+    # OpenAI-only options were already checked, emulated or warned about by the router's bridge.
     names = [0]
     out: dict[str, Any] = {"messages": [
         {"role": m["role"], "content": _content_to_converse(m["content"], names)} for m in body["messages"]]}

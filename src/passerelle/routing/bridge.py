@@ -1,0 +1,47 @@
+"""Fit one attempt's copy of a request to the dialect of the deployment that will serve it.
+
+Each attempt gets its own copy, so a fallback to a deployment of another dialect starts from
+the caller's request as it was.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from passerelle.canonical import ChatRequest, Message
+from passerelle.dialects.openai.structured import check_openai_only_options, emulate_response_format
+from passerelle.providers.base import Provider
+
+
+def fit_request(request: ChatRequest, provider: Provider) -> tuple[ChatRequest, bool]:
+    """The attempt's request, and whether its answer must be unwrapped from an emulated
+    structured output (OpenAI ``response_format`` served by a Claude-style model)."""
+    body = dict(request.body)
+    for key in ("tools", "system", "messages"):
+        value = body.get(key)
+        if isinstance(value, list):
+            body[key] = list(value)
+    attempt = dataclasses.replace(request, body=body, warnings=list(request.warnings))  # type: ignore[arg-type]
+    unwrap = False
+    if request.dialect == "openai" and provider.dialect != "openai":
+        check_openai_only_options(attempt)
+        unwrap = emulate_response_format(attempt)
+        _drop_unsigned_thinking(attempt)
+    return attempt, unwrap
+
+
+def _drop_unsigned_thinking(request: ChatRequest) -> None:
+    """Reasoning that came from an OpenAI-style model has no signature, and Claude refuses an
+    unsigned thinking block in the history: drop those blocks, with a warning."""
+    messages: list[Message] = request.body.get("messages", [])
+    dropped = False
+    for i, message in enumerate(messages):
+        content = message["content"]
+        if message["role"] != "assistant" or isinstance(content, str):
+            continue
+        kept = [b for b in content if not (b.get("type") == "thinking" and not b.get("signature"))]
+        if len(kept) != len(content):
+            messages[i] = {"role": "assistant", "content": kept or [{"type": "text", "text": ""}]}
+            dropped = True
+    if dropped:
+        request.warn("dropped unsigned reasoning from earlier turns: Claude-style models accept only signed thinking")
