@@ -13,12 +13,14 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.processes import free_port, start_gateway, start_simulator, wait_healthy
+from tests.support.processes import SRC, free_port, start_gateway, start_simulator, wait_healthy
 
 
 def clean_env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items()
-            if not k.startswith(("ANTHROPIC_", "OPENAI_", "AWS_", "GOOGLE_", "PASSERELLE_"))}
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("ANTHROPIC_", "OPENAI_", "AWS_", "GOOGLE_", "PASSERELLE_"))}
+    env["PYTHONPATH"] = SRC
+    return env
 
 
 def serve(tmp: Path, *args: str) -> tuple[subprocess.Popen[bytes], str, Path]:

@@ -58,7 +58,12 @@ class Server:
         return self.output.read_text(errors="replace")
 
 
+SRC = str(Path(__file__).resolve().parents[2] / "src")
+
+
 def _spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    # The checkout under test, whatever copy of the package is installed.
+    env = {**env, "PYTHONPATH": SRC + os.pathsep + env.get("PYTHONPATH", "")}
     handle = log.open("wb")
     return subprocess.Popen([sys.executable, "-m", "passerelle", *args], stdout=handle,
                             stderr=subprocess.STDOUT, env=env, start_new_session=True)
