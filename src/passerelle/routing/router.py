@@ -4,8 +4,9 @@ Each attempt works on a copy of the request fitted to its deployment (see ``brid
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from passerelle.canonical import ChatRequest, MessageResponse, StreamEvent
 from passerelle.canonical.text import estimate_tokens
@@ -13,9 +14,14 @@ from passerelle.config import RouterConfig
 from passerelle.dialects.openai.structured import unwrap_structured_events, unwrap_structured_message
 from passerelle.errors import ErrorKind, GatewayError, UpstreamError
 from passerelle.observability import metrics
+from passerelle.providers.base import Target
 from passerelle.routing.bridge import fit_request
 from passerelle.routing.retry import backoff_delay, may_retry, upstream_refused_request
 from passerelle.routing.table import Deployment, RoutingTable
+
+T = TypeVar("T")
+# One upstream attempt: (fitted request, deployment, target, unwrap structured output) -> result.
+Call = Callable[[ChatRequest, Deployment, Target, bool], Awaitable[T]]
 
 
 @dataclass(slots=True)
@@ -42,6 +48,35 @@ class Router:
         self.config = config
 
     async def complete(self, request: ChatRequest) -> RoutedMessage:
+        async def call(attempt: ChatRequest, deployment: Deployment, target: Target, unwrap: bool,
+                       ) -> MessageResponse:
+            message = await deployment.provider.complete(attempt, target)
+            deployment.breaker.success()
+            return unwrap_structured_message(message) if unwrap else message
+
+        message, deployment, target, attempt, attempts = await self._route(request, call)
+        return RoutedMessage(deployment, target.model, attempt.warnings, attempts, message)
+
+    async def stream(self, request: ChatRequest) -> RoutedStream:
+        """Open a stream on the first deployment that produces a first event.  Retries and
+        fallbacks happen only here, before anything reached the client."""
+
+        async def call(attempt: ChatRequest, deployment: Deployment, target: Target, unwrap: bool,
+                       ) -> AsyncIterator[StreamEvent]:
+            events = deployment.provider.stream(attempt, target)
+            if unwrap:
+                events = unwrap_structured_events(events)
+            try:
+                first = await anext(events)
+            except StopAsyncIteration:
+                raise UpstreamError(ErrorKind.BAD_GATEWAY, "upstream sent an empty stream", retryable=True) from None
+            return _watch(deployment, first, events)
+
+        events, deployment, target, attempt, attempts = await self._route(request, call)
+        return RoutedStream(deployment, target.model, attempt.warnings, attempts, events)
+
+    async def _route(self, request: ChatRequest, call: Call[T]) -> tuple[T, Deployment, Target, ChatRequest, int]:
+        """Try ``call`` on each deployment of the plan, with retries; the first success wins."""
         errors: list[GatewayError] = []
         attempts = 0
         for deployment, model in self.table.plan(request.model):
@@ -53,7 +88,7 @@ class Router:
                 attempts += 1
                 try:
                     attempt, unwrap = fit_request(request, deployment.provider)
-                    message = await deployment.provider.complete(attempt, target)
+                    result = await call(attempt, deployment, target, unwrap)
                 except UpstreamError as err:
                     if not self._after_failure(deployment, err, errors):
                         raise
@@ -64,47 +99,7 @@ class Router:
                 except GatewayError as err:  # this adapter cannot express the request
                     errors.append(err)
                     break
-                deployment.breaker.success()
-                if unwrap:
-                    message = unwrap_structured_message(message)
-                return RoutedMessage(deployment, target.model, attempt.warnings, attempts, message)
-        raise _final_error(errors)
-
-    async def stream(self, request: ChatRequest) -> RoutedStream:
-        """Open a stream on the first deployment that produces a first event.  Retries and
-        fallbacks happen only here, before anything reached the client."""
-        errors: list[GatewayError] = []
-        attempts = 0
-        for deployment, model in self.table.plan(request.model):
-            if not deployment.breaker.allow():
-                errors.append(_breaker_open(deployment))
-                continue
-            target = deployment.target(model, request.timeout)
-            for retry in range(self.config.retries + 1):
-                attempts += 1
-                try:
-                    attempt, unwrap = fit_request(request, deployment.provider)
-                    events = deployment.provider.stream(attempt, target)
-                    if unwrap:
-                        events = unwrap_structured_events(events)
-                    first = await anext(events)
-                except StopAsyncIteration:
-                    err: GatewayError = UpstreamError(ErrorKind.BAD_GATEWAY, "upstream sent an empty stream",
-                                                      retryable=True)
-                    self._after_failure(deployment, err, errors)  # type: ignore[arg-type]
-                    continue
-                except UpstreamError as err:
-                    if not self._after_failure(deployment, err, errors):
-                        raise
-                    if may_retry(self.config, err, retry):
-                        await asyncio.sleep(backoff_delay(self.config, retry, err.retry_after))
-                        continue
-                    break
-                except GatewayError as err:
-                    errors.append(err)
-                    break
-                return RoutedStream(deployment, target.model, attempt.warnings, attempts,
-                                    _watch(deployment, first, events))
+                return result, deployment, target, attempt, attempts
         raise _final_error(errors)
 
     async def count_tokens(self, request: ChatRequest) -> int:
