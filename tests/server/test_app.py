@@ -52,3 +52,13 @@ async def test_operations(client: httpx.AsyncClient) -> None:
     assert 'passerelle_requests_total{model="gpt-4o",route="chat_completions",status="200"}' in metrics
     assert "passerelle_request_duration_seconds_bucket" in metrics
     assert 'passerelle_tokens_total{deployment="gpt-4o#0:simulator",model="gpt-4o",type="output"}' in metrics
+
+
+async def test_metrics_are_labelled_by_alias_not_caller_names(client: httpx.AsyncClient) -> None:
+    # A caller-chosen model name served by a glob alias must not become a new time series.
+    for name in ("random-name-1", "random-name-2"):
+        ok = await client.post("/v1/chat/completions", json={**GOOD_O, "model": name}, headers=O_HEADERS)
+        assert ok.status_code == 200
+    metrics = (await client.get("/metrics")).text
+    assert "random-name" not in metrics
+    assert 'passerelle_requests_total{model="*",route="chat_completions",status="200"}' in metrics

@@ -36,6 +36,19 @@ class ChatRequest:
     warnings: list[str] = field(default_factory=list)
     timeout: float | None = None
 
+    def for_attempt(self) -> ChatRequest:
+        """A copy one upstream attempt may change: its own body (top level and the lists a bridge
+        edits) and its own warnings; everything else is shared and read-only."""
+        body = dict(self.body)
+        for key in ("tools", "system", "messages"):
+            value = body.get(key)
+            if isinstance(value, list):
+                body[key] = list(value)
+        # Positional on purpose: dataclasses.replace costs four times as much on the hot path.
+        return ChatRequest(body, self.dialect, self.request_id, self.stream, self.passthrough,  # type: ignore[arg-type]
+                           self.passthrough_headers, self.query, self.anthropic_version, self.anthropic_beta,
+                           self.openai_extras, list(self.warnings), self.timeout)
+
     @property
     def model(self) -> str:
         return self.body["model"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
 
@@ -28,9 +29,22 @@ def render() -> tuple[bytes, str]:
     return generate_latest(), CONTENT_TYPE_LATEST
 
 
+_children: dict[tuple[int, tuple[str, ...]], Any] = {}
+
+
+def child(metric: Any, *labels: str) -> Any:
+    """``metric.labels(*labels)``, memoised: label sets are bounded by the configuration (route,
+    alias, deployment, status), and the lookup is on every request's path."""
+    key = (id(metric), labels)
+    found = _children.get(key)
+    if found is None:
+        found = _children[key] = metric.labels(*labels)
+    return found
+
+
 def record_usage(model: str, deployment: str, usage: Mapping[str, object]) -> None:
     for key, name in (("input_tokens", "input"), ("output_tokens", "output"),
                       ("cache_read_input_tokens", "cache_read"), ("cache_creation_input_tokens", "cache_write")):
         value = usage.get(key)
         if isinstance(value, int) and value > 0:
-            TOKENS.labels(model, deployment, name).inc(value)
+            child(TOKENS, model, deployment, name).inc(value)

@@ -6,8 +6,6 @@ the caller's request as it was.
 
 from __future__ import annotations
 
-import dataclasses
-
 from passerelle.canonical import ChatRequest, Message
 from passerelle.dialects.openai.structured import check_openai_only_options, emulate_response_format
 from passerelle.providers.base import Provider
@@ -16,12 +14,7 @@ from passerelle.providers.base import Provider
 def fit_request(request: ChatRequest, provider: Provider) -> tuple[ChatRequest, bool]:
     """The attempt's request, and whether its answer must be unwrapped from an emulated
     structured output (OpenAI ``response_format`` served by a Claude-style model)."""
-    body = dict(request.body)
-    for key in ("tools", "system", "messages"):
-        value = body.get(key)
-        if isinstance(value, list):
-            body[key] = list(value)
-    attempt = dataclasses.replace(request, body=body, warnings=list(request.warnings))  # type: ignore[arg-type]
+    attempt = request.for_attempt()
     unwrap = False
     if request.dialect == "openai" and provider.dialect != "openai":
         check_openai_only_options(attempt)

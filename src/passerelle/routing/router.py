@@ -125,7 +125,7 @@ class Router:
             return False
         if err.retryable or err.kind is ErrorKind.BAD_GATEWAY:
             deployment.breaker.failure()
-        metrics.UPSTREAM_ERRORS.labels(deployment.name, err.kind.name.lower()).inc()
+        metrics.child(metrics.UPSTREAM_ERRORS, deployment.name, err.kind.name.lower()).inc()
         errors.append(err)
         return True
 
@@ -139,7 +139,7 @@ async def _watch(deployment: Deployment, first: StreamEvent, events: AsyncIterat
             yield event
     except UpstreamError as err:
         deployment.breaker.failure()
-        metrics.UPSTREAM_ERRORS.labels(deployment.name, err.kind.name.lower()).inc()
+        metrics.child(metrics.UPSTREAM_ERRORS, deployment.name, err.kind.name.lower()).inc()
         raise
     deployment.breaker.success()
 

@@ -15,6 +15,7 @@ from passerelle.routing.breaker import CircuitBreaker
 @dataclass(slots=True)
 class Deployment:
     name: str
+    alias: str  # the configured alias (or pattern) this deployment serves
     provider: Provider
     model_template: str
     weight: float
@@ -48,6 +49,7 @@ class RoutingTable:
             deployments = [
                 Deployment(
                     name=dep.name or f"{alias_name}#{i}:{dep.provider}",
+                    alias=alias_name,
                     provider=providers[dep.provider],
                     model_template=dep.model,
                     weight=dep.weight,

@@ -90,6 +90,7 @@ async def handle_chat(gw: Gateway, codec: Codec, route: str, scope: Scope, recei
     started = time.perf_counter()
     request: ChatRequest | None = None
     status = 200
+    alias = "-"  # metrics are labelled by configured alias, never by a caller-chosen name
     try:
         principal = gw.keys.authenticate(headers)
         body = await read_json(gw, scope, receive, headers)
@@ -98,12 +99,13 @@ async def handle_chat(gw: Gateway, codec: Codec, route: str, scope: Scope, recei
         request.timeout = requested_timeout(headers)
         principal.check_model(request.model)
         if request.stream:
-            status = await _stream(gw, codec, route, request, send, started)
+            status, alias = await _stream(gw, codec, route, request, send, started)
         else:
             routed = await gw.router.complete(request)
+            alias = routed.deployment.alias
             out = codec.response(routed.message, request)
             await send_bytes(send, 200, out, response_headers(request_id, routed, routed.warnings))
-            metrics.record_usage(request.model, routed.deployment.name, dict(routed.message["usage"]))
+            metrics.record_usage(alias, routed.deployment.name, routed.message["usage"])
             _log_warnings(request_id, routed.warnings)
     except GatewayError as err:
         status = err.status
@@ -112,24 +114,24 @@ async def handle_chat(gw: Gateway, codec: Codec, route: str, scope: Scope, recei
         status = 500
         log("internal_error", logging.ERROR, request_id=request_id, error=f"{exc.__class__.__name__}: {exc}")
         await send_error(send, codec, GatewayError(ErrorKind.API_ERROR, "internal gateway error"), request_id)
-    model = request.model if request is not None else "-"
     elapsed = time.perf_counter() - started
-    metrics.REQUESTS.labels(route, model, str(status)).inc()
-    metrics.LATENCY.labels(route, model).observe(elapsed)
-    log("request", request_id=request_id, route=route, model=model, status=status,
+    metrics.child(metrics.REQUESTS, route, alias, str(status)).inc()
+    metrics.child(metrics.LATENCY, route, alias).observe(elapsed)
+    log("request", request_id=request_id, route=route, model=request.model if request else "-", status=status,
         stream=bool(request and request.stream), latency_ms=round(elapsed * 1000, 3))
 
 
 async def _stream(gw: Gateway, codec: Codec, route: str, request: ChatRequest, send: Send,
-                  started: float) -> int:
-    """Stream the answer; returns the status to record.  Once the first byte is out, failures
-    become an error event in the stream, since the HTTP status is already sent."""
+                  started: float) -> tuple[int, str]:
+    """Stream the answer; returns the status to record and the alias.  Once the first byte is
+    out, failures become an error event in the stream, since the HTTP status is already sent."""
     routed = await gw.router.stream(request)
+    alias = routed.deployment.alias
     encoder = codec.stream_encoder(request)
     events = routed.events
     await start_stream(send, response_headers(request.request_id, routed, routed.warnings))
     _log_warnings(request.request_id, routed.warnings)
-    metrics.FIRST_BYTE.labels(route, request.model).observe(time.perf_counter() - started)
+    metrics.child(metrics.FIRST_BYTE, route, alias).observe(time.perf_counter() - started)
     usage: dict[str, int] = {}
     try:
         async for event in events:
@@ -150,14 +152,14 @@ async def _stream(gw: Gateway, codec: Codec, route: str, request: ChatRequest, s
         status = 599  # recorded as a stream that failed after its 200
         await send_chunk(send, encoder.error(err))
     except (OSError, RuntimeError):
-        return 499  # the client went away: sending failed
+        return 499, alias  # the client went away: sending failed
     else:
         status = 200
     finally:
         await events.aclose()  # type: ignore[attr-defined]
-        metrics.record_usage(request.model, routed.deployment.name, usage)
+        metrics.record_usage(alias, routed.deployment.name, usage)
     await end_stream(send)
-    return status
+    return status, alias
 
 
 def _log_warnings(request_id: str, warnings: list[str]) -> None:
