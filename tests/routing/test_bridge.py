@@ -50,3 +50,13 @@ def test_structured_output_emulated_for_claude_only_in_the_copy() -> None:
 def test_logprobs_refused_for_claude() -> None:
     with pytest.raises(GatewayError, match="logprobs"):
         fit_request(openai_request(logprobs=True), Claude())  # type: ignore[arg-type]
+
+
+def test_openai_temperature_above_claude_range_is_lowered() -> None:
+    request = openai_request()
+    request.body["temperature"] = 1.6
+    attempt, _ = fit_request(request, Claude())  # type: ignore[arg-type]
+    assert attempt.body["temperature"] == 1.0 and request.body["temperature"] == 1.6
+    assert any("temperature 1.6 lowered to 1" in w for w in attempt.warnings)
+    same, _ = fit_request(request, OpenAIStyle())  # type: ignore[arg-type]
+    assert same.body["temperature"] == 1.6

@@ -20,6 +20,11 @@ def fit_request(request: ChatRequest, provider: Provider) -> tuple[ChatRequest, 
         check_openai_only_options(attempt)
         unwrap = emulate_response_format(attempt)
         _drop_unsigned_thinking(attempt)
+        temperature = attempt.body.get("temperature")
+        if temperature is not None and temperature > 1:
+            # OpenAI accepts 0..2, Claude 0..1: the most random setting Claude has is the closest.
+            attempt.body["temperature"] = 1.0
+            attempt.warn(f"temperature {temperature:g} lowered to 1, the maximum of Claude-style models")
     return attempt, unwrap
 
 
