@@ -62,3 +62,22 @@ async def test_metrics_are_labelled_by_alias_not_caller_names(client: httpx.Asyn
     metrics = (await client.get("/metrics")).text
     assert "random-name" not in metrics
     assert 'passerelle_requests_total{model="*",route="chat_completions",status="200"}' in metrics
+
+
+def test_request_ids_are_unique_across_forked_workers() -> None:
+    import os
+
+    from passerelle.server.chat import new_request_id
+
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # a worker process, as granian forks them
+        os.write(write_fd, new_request_id().encode())
+        os._exit(0)
+    os.waitpid(pid, 0)
+    child = os.read(read_fd, 100).decode()
+    os.close(read_fd)
+    os.close(write_fd)
+    mine = new_request_id()
+    assert child[:20] != mine[:20] and child.startswith("req_") and len(child) == len(mine)
+    assert new_request_id() != mine

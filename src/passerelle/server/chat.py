@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
+import os
 import time
-import uuid
 from collections.abc import Mapping
 from urllib.parse import parse_qsl
 
@@ -29,9 +30,21 @@ from passerelle.server.asgi import (
 from passerelle.server.codecs import Codec
 from passerelle.server.gateway import Gateway
 
+_id_prefix = "req_" + os.urandom(8).hex()
+_ids = itertools.count(1)
+
+
+def _new_id_prefix() -> None:
+    global _id_prefix, _ids
+    _id_prefix, _ids = "req_" + os.urandom(8).hex(), itertools.count(1)
+
+
+os.register_at_fork(after_in_child=_new_id_prefix)  # worker processes never share a prefix
+
 
 def new_request_id() -> str:
-    return "req_" + uuid.uuid4().hex
+    """Unique across processes (random prefix) and within one (counter), with no syscall per request."""
+    return f"{_id_prefix}{next(_ids):010x}"
 
 
 def requested_timeout(headers: Mapping[str, str]) -> float | None:
@@ -94,7 +107,8 @@ async def handle_chat(gw: Gateway, codec: Codec, route: str, scope: Scope, recei
     try:
         principal = gw.keys.authenticate(headers)
         body = await read_json(gw, scope, receive, headers)
-        query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
+        raw_query: bytes = scope.get("query_string", b"")
+        query = dict(parse_qsl(raw_query.decode("latin-1"))) if raw_query else {}
         request = codec.parse(body, request_id, headers, query)
         request.timeout = requested_timeout(headers)
         principal.check_model(request.model)
