@@ -30,8 +30,9 @@ def resolve_admin_key(store: SQLiteStore, env: dict[str, str]) -> tuple[str, str
     return hashed, key
 
 
-def banner(config: Config, host: str, port: int, workers: int, home: Path, new_key: str | None) -> str:
-    lines = [f"Passerelle {__version__} listening on http://{host}:{port} ({workers} worker"
+def banner(config: Config, host: str, port: int, workers: int, home: Path, new_key: str | None,
+           engine: str) -> str:
+    lines = [f"Passerelle {__version__} listening on http://{host}:{port} ({workers} {engine} worker"
              f"{'s' if workers > 1 else ''}), data in {home}"]
     for name, provider in sorted(config.providers.items()):
         lines.append(f"  provider {name}: {provider.type} (live)")
@@ -61,6 +62,7 @@ def serve(args: argparse.Namespace) -> int:
     host = args.host or config.server.host
     port = args.port if args.port is not None else config.server.port
     workers = args.workers or config.server.workers
+    engine = args.engine or config.server.engine
     os.environ["PASSERELLE_HOME"] = str(home)
     os.environ["PASSERELLE_CONFIG"] = str(Path(config_path).resolve()) if config_path else ""
     os.environ["PASSERELLE_ADMIN_KEY_SHA256"] = admin_sha
@@ -69,25 +71,11 @@ def serve(args: argparse.Namespace) -> int:
         shutil.rmtree(metrics_dir, ignore_errors=True)
         metrics_dir.mkdir(parents=True)
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
-    print(banner(config, host, port, workers, home, new_key), flush=True)
+    print(banner(config, host, port, workers, home, new_key, engine), flush=True)
 
-    from granian import Granian
-    from granian.constants import Interfaces, Loops
-    from granian.log import LogLevels
+    from passerelle.server.engines import serve as run_server
 
-    Granian(
-        target="passerelle.server.app:create_app",
-        factory=True,
-        address=host,
-        port=port,
-        interface=Interfaces.ASGI,
-        workers=workers,
-        loop=Loops.uvloop if sys.platform != "win32" else Loops.asyncio,
-        log_access=False,
-        log_level=LogLevels(config.server.log_level if config.server.log_level != "warning" else "warn"),
-        workers_kill_timeout=int(config.server.graceful_timeout),
-        backlog=2048,
-    ).serve()
+    run_server(engine, host, port, workers, config.server.log_level, config.server.graceful_timeout)
     return 0
 
 
@@ -126,6 +114,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int)
     p.add_argument("--data-dir", help="data directory (default: $PASSERELLE_HOME or ~/.passerelle)")
     p.add_argument("--workers", type=int)
+    p.add_argument("--engine", choices=("uvicorn", "granian"), help="HTTP server (default: server.engine, uvicorn)")
     p.set_defaults(func=serve)
 
     s = sub.add_parser("simulator", help="run the offline model as its own server (Anthropic and OpenAI dialects)")

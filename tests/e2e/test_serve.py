@@ -4,6 +4,7 @@ graceful shutdown of in-flight streams."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -89,13 +90,18 @@ def test_two_workers_serve_and_aggregate_metrics(tmp_path: Path) -> None:
         gateway.stop()
 
 
-def test_sigterm_finishes_in_flight_streams(tmp_path: Path) -> None:
-    slow = start_simulator(tmp_path, "--tokens-per-second", "20")
-    config = f"""
-providers: {{up: {{type: anthropic, api_key: k, base_url: "{slow.url}"}}}}
+SLOW_CONFIG = """
+server: {{engine: {engine}}}
+providers: {{up: {{type: anthropic, api_key: k, base_url: "{url}"}}}}
 models: {{slow: {{deployments: [{{provider: up, model: m}}]}}}}
 keys: [{{name: app, key: sk-drain}}]
 """
+
+
+@pytest.mark.parametrize("engine", ["uvicorn", "granian"])
+def test_sigterm_finishes_in_flight_streams(tmp_path: Path, engine: str) -> None:
+    slow = start_simulator(tmp_path, "--tokens-per-second", "20")
+    config = SLOW_CONFIG.format(engine=engine, url=slow.url)
     gateway = start_gateway(tmp_path, config)
     words = " ".join(f"w{i}" for i in range(40))  # about two seconds at 20 tokens a second
     body: list[str] = []
@@ -118,6 +124,29 @@ keys: [{{name: app, key: sk-drain}}]
     slow.stop()
     text = "".join(body)
     assert "event: message_stop" in text, gateway.logs()
-    assert code == 0
+    assert code in (0, -signal.SIGTERM)  # uvicorn re-raises the signal once it has drained
+
     with pytest.raises(httpx.ConnectError):
         httpx.get(gateway.url + "/health", timeout=2)
+
+
+@pytest.mark.parametrize("engine", ["uvicorn", "granian"])
+def test_client_hang_up_stops_the_upstream_stream(tmp_path: Path, engine: str) -> None:
+    slow = start_simulator(tmp_path, "--tokens-per-second", "20")
+    gateway = start_gateway(tmp_path, SLOW_CONFIG.format(engine=engine, url=slow.url))
+    words = " ".join(f"w{i}" for i in range(100))  # five seconds of stream
+    try:
+        started = time.monotonic()
+        with httpx.stream("POST", gateway.url + "/v1/messages", headers={"x-api-key": "sk-drain"}, timeout=30,
+                          json={"model": "slow", "max_tokens": 200, "stream": True,
+                                "messages": [{"role": "user", "content": words}]}) as response:
+            for chunk in response.iter_text():
+                if "content_block_delta" in chunk:
+                    break  # the client hangs up after the first token
+        deadline = started + 4
+        while time.monotonic() < deadline and '"status":499' not in gateway.logs():
+            time.sleep(0.1)
+        assert '"status":499' in gateway.logs()  # recorded before the upstream's five seconds were up
+    finally:
+        gateway.stop()
+        slow.stop()

@@ -23,6 +23,7 @@ class ServerConfig(Strict):
     host: str = "127.0.0.1"
     port: Annotated[int, Meta(ge=0, le=65535)] = 4000
     workers: Annotated[int, Meta(ge=1, le=64)] = 1
+    engine: Literal["uvicorn", "granian"] = "uvicorn"
     max_body_bytes: Annotated[int, Meta(ge=1024)] = 32 * 1024 * 1024
     data_dir: str | None = None
     log_level: Literal["debug", "info", "warning", "error"] = "info"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import logging
 import os
@@ -113,7 +114,7 @@ async def handle_chat(gw: Gateway, codec: Codec, route: str, scope: Scope, recei
         request.timeout = requested_timeout(headers)
         principal.check_model(request.model)
         if request.stream:
-            status, alias = await _stream(gw, codec, route, request, send, started)
+            status, alias = await _stream(gw, codec, route, request, receive, send, started)
         else:
             routed = await gw.router.complete(request)
             alias = routed.deployment.alias
@@ -135,7 +136,7 @@ async def handle_chat(gw: Gateway, codec: Codec, route: str, scope: Scope, recei
         stream=bool(request and request.stream), latency_ms=round(elapsed * 1000, 3))
 
 
-async def _stream(gw: Gateway, codec: Codec, route: str, request: ChatRequest, send: Send,
+async def _stream(gw: Gateway, codec: Codec, route: str, request: ChatRequest, receive: Receive, send: Send,
                   started: float) -> tuple[int, str]:
     """Stream the answer; returns the status to record and the alias.  Once the first byte is
     out, failures become an error event in the stream, since the HTTP status is already sent."""
@@ -147,8 +148,15 @@ async def _stream(gw: Gateway, codec: Codec, route: str, request: ChatRequest, s
     _log_warnings(request.request_id, routed.warnings)
     metrics.child(metrics.FIRST_BYTE, route, alias).observe(time.perf_counter() - started)
     usage: dict[str, int] = {}
+    # The body is read, so the next ASGI message is the client hanging up: stop the upstream then,
+    # rather than paying for tokens nobody will read.
+    hang_up = asyncio.ensure_future(receive())
+    status = 200
     try:
         async for event in events:
+            if hang_up.done():
+                status = 499
+                break
             kind = event["type"]
             if kind == "message_start":
                 usage.update(event["message"].get("usage") or {})
@@ -157,22 +165,23 @@ async def _stream(gw: Gateway, codec: Codec, route: str, request: ChatRequest, s
             chunk = encoder.encode(event)
             if chunk:
                 await send_chunk(send, chunk)
-        tail = encoder.done()
-        if tail:
-            await send_chunk(send, tail)
+        else:
+            tail = encoder.done()
+            if tail:
+                await send_chunk(send, tail)
     except UpstreamError as err:
         log("stream_failed", logging.WARNING, request_id=request.request_id, deployment=routed.deployment.name,
             error=err.message)
         status = 599  # recorded as a stream that failed after its 200
         await send_chunk(send, encoder.error(err))
     except (OSError, RuntimeError):
-        return 499, alias  # the client went away: sending failed
-    else:
-        status = 200
+        status = 499  # the client went away: sending failed
     finally:
+        hang_up.cancel()
         await events.aclose()  # type: ignore[attr-defined]
         metrics.record_usage(alias, routed.deployment.name, usage)
-    await end_stream(send)
+    if status != 499:
+        await end_stream(send)
     return status, alias
 
 
