@@ -45,7 +45,8 @@ async def test_models_follow_the_caller_dialect(client: httpx.AsyncClient) -> No
 
 
 async def test_operations(client: httpx.AsyncClient) -> None:
-    assert (await client.get("/health")).json() == {"status": "ok"}
+    health = await client.get("/health")
+    assert health.json() == {"status": "ok"} and health.headers["x-request-id"].startswith("req_")
     assert (await client.get("/ready")).json() == {"status": "ready", "store": "ok"}
     await client.post("/v1/chat/completions", json=GOOD_O, headers=O_HEADERS)
     metrics = (await client.get("/metrics")).text

@@ -76,26 +76,31 @@ async def models(gw: Gateway, scope: Scope, receive: Receive, send: Send, header
     await send_bytes(send, 200, msgspec.json.encode(body), {"request-id": request_id, "x-request-id": request_id})
 
 
+def _ids(headers: Mapping[str, str]) -> dict[str, str]:
+    request_id = headers.get("x-request-id") or new_request_id()
+    return {"request-id": request_id, "x-request-id": request_id}
+
+
 async def health(gw: Gateway, scope: Scope, receive: Receive, send: Send, headers: Mapping[str, str]) -> None:
-    await send_bytes(send, 200, b'{"status":"ok"}', {})
+    await send_bytes(send, 200, b'{"status":"ok"}', _ids(headers))
 
 
 async def ready(gw: Gateway, scope: Scope, receive: Receive, send: Send, headers: Mapping[str, str]) -> None:
     if gw.draining:
-        await send_bytes(send, 503, b'{"status":"draining"}', {})
+        await send_bytes(send, 503, b'{"status":"draining"}', _ids(headers))
         return
     try:
         await gw.store.ping()
     except Exception as exc:
         body = msgspec.json.encode({"status": "unavailable", "store": f"{exc.__class__.__name__}: {exc}"})
-        await send_bytes(send, 503, body, {})
+        await send_bytes(send, 503, body, _ids(headers))
         return
-    await send_bytes(send, 200, b'{"status":"ready","store":"ok"}', {})
+    await send_bytes(send, 200, b'{"status":"ready","store":"ok"}', _ids(headers))
 
 
 async def prometheus(gw: Gateway, scope: Scope, receive: Receive, send: Send, headers: Mapping[str, str]) -> None:
     body, content_type = metrics.render()
-    await send_bytes(send, 200, body, {}, content_type=content_type)
+    await send_bytes(send, 200, body, _ids(headers), content_type=content_type)
 
 
 ROUTES: dict[tuple[str, str], Handler] = {
