@@ -38,6 +38,7 @@ DESCRIPTIONS = {
     "direct": "load generator straight to the upstream simulator (the floor)",
     "passthrough": "raw ASGI on granian + one pooled aiohttp client + orjson, no validation or auth (Python floor)",
     "passerelle": "Passerelle, default features, virtual key as Bearer, OpenAI dialect to an openai provider",
+    "passerelle-granian": "Passerelle as above, served by granian instead of uvicorn",
     "passerelle-full": "Passerelle with the compliance pack and metering on",
     "litellm": "LiteLLM proxy, config of peers.md, master key as Bearer",
 }
@@ -63,9 +64,10 @@ def deep_merge(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def passerelle_config(upstream_port: int, workers: int, data_dir: Path, *, full: bool) -> dict[str, Any]:
+def passerelle_config(upstream_port: int, workers: int, data_dir: Path, *, full: bool,
+                      engine: str = "uvicorn") -> dict[str, Any]:
     config: dict[str, Any] = {
-        "server": {"workers": workers, "data_dir": str(data_dir)},
+        "server": {"workers": workers, "data_dir": str(data_dir), "engine": engine},
         "providers": {"upstream": {"type": "openai", "base_url": f"http://127.0.0.1:{upstream_port}/v1",
                                    "api_key": "sk-upstream-not-checked"}},
         "models": {MODEL: {"deployments": [{"provider": "upstream", "model": MODEL}]}},
@@ -110,10 +112,11 @@ def start(name: str, upstream_port: int, workers: int, work: Path, tag: str) -> 
                "--workers", str(workers)]
         proc = Proc(name, cmd, log, env=_env(), cwd=REPO)
         return Endpoint(name, base + CHAT_PATH, {"authorization": "Bearer sk-unused"}, base + "/health", proc)
-    if name in ("passerelle", "passerelle-full"):
+    if name in ("passerelle", "passerelle-granian", "passerelle-full"):
         data = work / f"{tag}-{name}-data"
         data.mkdir(parents=True, exist_ok=True)
-        config = passerelle_config(upstream_port, workers, data, full=name == "passerelle-full")
+        config = passerelle_config(upstream_port, workers, data, full=name == "passerelle-full",
+                                   engine="granian" if name == "passerelle-granian" else "uvicorn")
         path = work / f"{tag}-{name}.yaml"
         path.write_text(json.dumps(config, indent=2))  # JSON is YAML
         env = _env()

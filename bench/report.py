@@ -9,7 +9,9 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-GATEWAY_ORDER = ("direct", "passthrough", "passerelle", "passerelle-full", "litellm")
+GATEWAY_ORDER = ("direct", "passthrough", "passerelle", "passerelle-granian", "passerelle-full", "litellm")
+# passerelle-granian (the same gateway on the other HTTP server) runs only when asked for.
+DEFAULT_GATEWAYS = tuple(g for g in GATEWAY_ORDER if g != "passerelle-granian")
 SCENARIO_ORDER = ("small", "stream", "large", "concurrent")
 PERCENTILES = (("p50", 0.50), ("p90", 0.90), ("p99", 0.99))
 

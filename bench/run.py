@@ -431,7 +431,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
 
     p = argparse.ArgumentParser(prog="python -m bench.run", description="Passerelle's benchmark (see bench/README.md)")
     p.add_argument("--quick", action="store_true", help="smoke run: short steps, fewer rates")
-    p.add_argument("--gateways", type=csv(str), default=list(report.GATEWAY_ORDER),
+    p.add_argument("--gateways", type=csv(str), default=list(report.DEFAULT_GATEWAYS),
                    help="comma-separated, from: " + ",".join(report.GATEWAY_ORDER))
     p.add_argument("--scenarios", type=csv(str), default=list(report.SCENARIO_ORDER),
                    help="comma-separated, from: " + ",".join(report.SCENARIO_ORDER))
