@@ -28,6 +28,8 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from botocore.validate import ParamValidator
 
+from tests.support.servers import AppServer
+
 REGION = "us-west-2"
 CREDENTIALS = Credentials("AKIAFAKEBEDROCK00001", "fake/secret+key/for-the-bedrock-fake-000", "FAKE-SESSION-TOKEN//1")
 SERVICE_MODEL = botocore.session.get_session().get_service_model("bedrock-runtime")
@@ -233,7 +235,7 @@ class FakeBedrock:
     received: list[Received] = field(default_factory=list)
     replies: deque[Reply] = field(default_factory=deque)
     url: str = ""
-    _runner: web.AppRunner | None = None
+    _server: AppServer = field(default_factory=AppServer)
 
     def reply(self, *replies: Reply) -> None:
         self.replies.extend(replies)
@@ -241,17 +243,11 @@ class FakeBedrock:
     async def start(self) -> str:
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_post("/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port = self._runner.addresses[0][1]
-        self.url = f"http://127.0.0.1:{port}"
+        self.url = await self._server.start(app)
         return self.url
 
     async def close(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
+        await self._server.close()
 
     def _check_auth(self, request: web.Request, headers: dict[str, str], body: bytes) -> str | None:
         auth = headers.get("authorization", "")

@@ -30,6 +30,8 @@ from openai.types.chat import completion_create_params
 from pydantic import TypeAdapter
 from typing_extensions import TypedDict
 
+from tests.support.servers import AppServer
+
 # ---------------------------------------------------------------- validators
 
 # Our documented extension: reasoning travels as "reasoning_content" (see dialects/openai/response.py).
@@ -256,12 +258,11 @@ class FakeOpenAI:
     def __init__(self) -> None:
         self.received: list[Received] = []
         self.replies: deque[Reply] = deque()
-        self._runner: web.AppRunner | None = None
-        self.port = 0
+        self._server = AppServer()
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return self._server.url
 
     def reply(self, *replies: Reply) -> None:
         self.replies.extend(replies)
@@ -269,15 +270,10 @@ class FakeOpenAI:
     async def start(self) -> None:
         app = web.Application()
         app.router.add_post("/{tail:.*}/chat/completions", self._chat)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        await self._server.start(app)
 
     async def close(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
+        await self._server.close()
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
         body = await request.read()

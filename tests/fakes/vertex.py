@@ -22,6 +22,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
+from tests.support.servers import AppServer
+
 GOOGLE_TOKEN_AUDIENCE = "https://oauth2.googleapis.com/token"  # the aud Google requires
 CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 JWT_BEARER_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
@@ -162,7 +164,7 @@ class FakeVertex:
         self.failures: list[Failure] = []
         self.stream_mode = "ok"
         self.url = ""
-        self._runner: web.AppRunner | None = None
+        self._server = AppServer()
 
     @property
     def token_uri(self) -> str:
@@ -185,17 +187,11 @@ class FakeVertex:
         app.router.add_post("/token", self._token)
         models = "/v1/projects/{project}/locations/{location}/publishers/{publisher}/models/{target}"
         app.router.add_post(models, self._predict)
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port = self._runner.addresses[0][1]
-        self.url = f"http://127.0.0.1:{port}"
+        self.url = await self._server.start(app)
         return self.url
 
     async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
+        await self._server.close()
 
     # -- OAuth 2.0 JWT bearer grant (RFC 7523), as oauth2.googleapis.com/token does it --
 

@@ -61,13 +61,6 @@ async def fake() -> AsyncIterator[FakeBedrock]:
 
 
 @pytest.fixture
-async def http() -> AsyncIterator[HttpClient]:
-    client = HttpClient()
-    yield client
-    await client.aclose()
-
-
-@pytest.fixture
 def make_provider(fake: FakeBedrock, http: HttpClient) -> Callable[..., BedrockProvider]:
     def make(**fields: Any) -> BedrockProvider:
         settings: dict[str, Any] = {

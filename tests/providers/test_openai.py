@@ -48,13 +48,6 @@ async def fake() -> AsyncIterator[FakeOpenAI]:
 
 
 @pytest.fixture
-async def http() -> AsyncIterator[HttpClient]:
-    client = HttpClient()
-    yield client
-    await client.aclose()
-
-
-@pytest.fixture
 def make_provider(fake: FakeOpenAI, http: HttpClient) -> Callable[..., OpenAIProvider]:
     def make(**fields: Any) -> OpenAIProvider:
         settings: dict[str, Any] = {"type": "openai", "api_key": "sk-test", "base_url": fake.url + "/v1", **fields}

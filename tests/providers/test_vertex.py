@@ -64,13 +64,6 @@ def account(fake: FakeVertex, tmp_path: Path) -> ServiceAccount:
 
 
 @pytest.fixture
-async def http() -> AsyncIterator[HttpClient]:
-    client = HttpClient()
-    yield client
-    await client.aclose()
-
-
-@pytest.fixture
 async def make_provider(fake: FakeVertex, account: ServiceAccount,
                         http: HttpClient) -> AsyncIterator[Callable[..., VertexProvider]]:
     made: list[VertexProvider] = []
