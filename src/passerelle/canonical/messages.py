@@ -63,7 +63,3 @@ class MessageResponse(TypedDict):
 # message_start, content_block_start, ping, content_block_delta, content_block_stop,
 # message_delta, message_stop, error.
 StreamEvent = dict[str, Any]
-
-
-def empty_usage() -> Usage:
-    return {"input_tokens": 0, "output_tokens": 0}

@@ -151,7 +151,3 @@ def _check_provider(name: str, p: ProviderConfig) -> None:
     if p.type in ("vertex", "bedrock") and not p.region:
         raise ConfigError(f"{where}.region: required for a {p.type} provider")
 
-
-def to_builtins(config: Config) -> dict[str, Any]:
-    result: dict[str, Any] = msgspec.to_builtins(config)
-    return result

@@ -1,4 +1,5 @@
-"""The store interface the gateway needs today: settings and a health check."""
+"""The store interface the request path needs today: a health check.  (The admin key's digest is
+read and written once, by the CLI, before any worker starts: see SQLiteStore's *_sync methods.)"""
 
 from __future__ import annotations
 
@@ -9,9 +10,5 @@ class Store(Protocol):
     async def ping(self) -> None:
         """Raise if the store cannot serve requests."""
         ...
-
-    async def get_setting(self, name: str) -> str | None: ...
-
-    async def set_setting(self, name: str, value: str) -> None: ...
 
     async def aclose(self) -> None: ...

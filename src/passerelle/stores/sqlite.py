@@ -40,12 +40,6 @@ class SQLiteStore:
     async def ping(self) -> None:
         await asyncio.to_thread(self._run, "SELECT 1")
 
-    async def get_setting(self, name: str) -> str | None:
-        return await asyncio.to_thread(self.get_setting_sync, name)
-
-    async def set_setting(self, name: str, value: str) -> None:
-        await asyncio.to_thread(self.set_setting_sync, name, value)
-
     async def aclose(self) -> None:
         with self._lock:
             self._db.close()
