@@ -82,3 +82,22 @@ def test_request_ids_are_unique_across_forked_workers() -> None:
     mine = new_request_id()
     assert child[:20] != mine[:20] and child.startswith("req_") and len(child) == len(mine)
     assert new_request_id() != mine
+
+
+async def test_caller_leaving_mid_request_is_not_an_internal_error(app: object) -> None:
+    from passerelle.observability import metrics
+
+    sent: list[dict[str, object]] = []
+
+    async def receive() -> dict[str, object]:
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, object]) -> None:
+        sent.append(message)
+
+    for path in ("/v1/messages", "/v1/messages/count_tokens"):
+        scope = {"type": "http", "method": "POST", "path": path, "query_string": b"",
+                 "headers": [(b"x-api-key", ADMIN.encode()), (b"content-length", b"100")]}
+        await app(scope, receive, send)  # type: ignore[operator]
+    assert sent == []  # nothing written to a connection that is gone, and no exception raised
+    assert 'route="messages",status="499"' in metrics.render()[0].decode()

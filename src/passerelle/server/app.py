@@ -16,7 +16,7 @@ from passerelle.dialects.openai import openai_models_list
 from passerelle.errors import ErrorKind, GatewayError
 from passerelle.observability import metrics
 from passerelle.observability.logging import LOG, log, setup_logging
-from passerelle.server.asgi import Receive, Scope, Send, header_map, send_bytes
+from passerelle.server.asgi import ClientDisconnected, Receive, Scope, Send, header_map, send_bytes
 from passerelle.server.chat import handle_chat, new_request_id, read_json, send_error
 from passerelle.server.codecs import ANTHROPIC, OPENAI, codec_for_headers
 from passerelle.server.gateway import Gateway
@@ -146,7 +146,10 @@ class App:
                 err.status = 405
             await send_error(send, codec, err, headers.get("x-request-id") or new_request_id())
             return
-        await handler(self.gateway, scope, receive, send, headers)
+        try:
+            await handler(self.gateway, scope, receive, send, headers)
+        except ClientDisconnected:
+            return  # the caller left while sending its request: nothing to answer
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:

@@ -19,6 +19,7 @@ from passerelle.observability.logging import log
 from passerelle.routing.router import Routed
 from passerelle.server.asgi import (
     BodyTooLarge,
+    ClientDisconnected,
     Receive,
     Scope,
     Send,
@@ -125,6 +126,8 @@ async def handle_chat(gw: Gateway, codec: Codec, route: str, scope: Scope, recei
     except GatewayError as err:
         status = err.status
         await send_error(send, codec, err, request_id)
+    except ClientDisconnected:
+        status = 499  # gone before its request was read: nobody to answer
     except Exception as exc:  # a bug: answer in the caller's format, log the details for us
         status = 500
         log("internal_error", logging.ERROR, request_id=request_id, error=f"{exc.__class__.__name__}: {exc}")
