@@ -17,7 +17,7 @@ from passerelle.errors import ErrorKind, GatewayError
 from passerelle.observability import metrics
 from passerelle.observability.logging import LOG, log, setup_logging
 from passerelle.server.asgi import ClientDisconnected, Receive, Scope, Send, header_map, send_bytes
-from passerelle.server.chat import handle_chat, new_request_id, read_json, send_error
+from passerelle.server.chat import handle_chat, new_request_id, read_json, response_headers, send_error
 from passerelle.server.codecs import ANTHROPIC, OPENAI, codec_for_headers
 from passerelle.server.gateway import Gateway
 
@@ -47,7 +47,7 @@ async def count_tokens(gw: Gateway, scope: Scope, receive: Receive, send: Send,
         await send_error(send, ANTHROPIC, err, request_id)
         return
     await send_bytes(send, 200, msgspec.json.encode({"input_tokens": tokens}),
-                     {"request-id": request_id, "x-request-id": request_id})
+                     response_headers(request_id))
 
 
 async def models(gw: Gateway, scope: Scope, receive: Receive, send: Send, headers: Mapping[str, str]) -> None:
@@ -73,12 +73,11 @@ async def models(gw: Gateway, scope: Scope, receive: Receive, send: Send, header
     else:
         data = openai_models_list(names, int(time.time()))
     body = data["data"][0] if path.startswith("/v1/models/") else data
-    await send_bytes(send, 200, msgspec.json.encode(body), {"request-id": request_id, "x-request-id": request_id})
+    await send_bytes(send, 200, msgspec.json.encode(body), response_headers(request_id))
 
 
 def _ids(headers: Mapping[str, str]) -> dict[str, str]:
-    request_id = headers.get("x-request-id") or new_request_id()
-    return {"request-id": request_id, "x-request-id": request_id}
+    return response_headers(headers.get("x-request-id") or new_request_id())
 
 
 async def health(gw: Gateway, scope: Scope, receive: Receive, send: Send, headers: Mapping[str, str]) -> None:
