@@ -23,7 +23,7 @@ _HOP_HEADERS = frozenset({
     "x-api-key", "authorization", "anthropic-version", "anthropic-beta", "keep-alive", "te", "trailer",
     "transfer-encoding", "upgrade", "cookie", "x-request-id", "x-passerelle-timeout",
 })
-_FORWARDED_HEADER_PREFIXES = ("anthropic-", "x-stainless-helper")
+_FORWARDED_HEADER_PREFIXES = ("anthropic-",)  # the API's own feature headers; never SDK telemetry
 
 
 def _fail(path: str, message: str) -> GatewayError:
