@@ -27,19 +27,28 @@ MODEL = "bench-model"
 VIRTUAL_KEY = "sk-bench-virtual-key-0123456789"
 CHAT_PATH = "/v1/chat/completions"
 
-# The compliance pack and metering do not exist yet.  The issues that add them set this to the config
-# sections that turn them on (merged over the "passerelle" config, see passerelle_config) and re-run the
-# benchmark, which then measures "passerelle-full" against the same targets.  While it is None the
-# gateway is reported as skipped with FULL_FEATURES_MISSING.
-FULL_FEATURES_OVERLAY: dict[str, Any] | None = None
-FULL_FEATURES_MISSING = "skipped: compliance and metering are not built yet"
+# Config sections merged over the "passerelle" config for "passerelle-full" (see passerelle_config):
+# metering with a price, a hard monthly budget and rate limits on the bench key, and a soft daily
+# budget on its tenant, so every request reserves, settles and is priced into the ledger.  (Metering
+# alone is on by default in "passerelle" too.)  The compliance issue adds its pack here.
+FULL_FEATURES_OVERLAY: dict[str, Any] | None = {
+    "metering": {
+        "prices": [{"provider": "openai", "model": MODEL, "input": "3", "output": "15", "cache_read": "0.3"}],
+        "budgets": [
+            {"scope": "key", "scope_id": "bench", "limit_usd": "1000000", "period": "month", "mode": "hard"},
+            {"scope": "tenant", "scope_id": "default", "limit_usd": "1000000", "period": "day", "mode": "soft"},
+        ],
+        "rate_limits": [{"scope": "key", "scope_id": "bench", "rpm": 100_000_000, "tpm": 100_000_000_000}],
+    },
+}
+FULL_FEATURES_MISSING = "skipped: the full-features overlay is not set"
 
 DESCRIPTIONS = {
     "direct": "load generator straight to the upstream simulator (the floor)",
     "passthrough": "raw ASGI on granian + one pooled aiohttp client + orjson, no validation or auth (Python floor)",
     "passerelle": "Passerelle, default features, virtual key as Bearer, OpenAI dialect to an openai provider",
     "passerelle-granian": "Passerelle as above, served by granian instead of uvicorn",
-    "passerelle-full": "Passerelle with the compliance pack and metering on",
+    "passerelle-full": "Passerelle with metering, a hard budget, a soft budget and rate limits on",
     "litellm": "LiteLLM proxy, config of peers.md, master key as Bearer",
 }
 

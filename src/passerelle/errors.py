@@ -12,6 +12,9 @@ class ErrorKind(Enum):
     #            status, anthropic type,          openai type,              openai code
     INVALID_REQUEST = (400, "invalid_request_error", "invalid_request_error", None)
     AUTHENTICATION = (401, "authentication_error", "authentication_error", "invalid_api_key")
+    # A hard budget would be exceeded: 402 (no SDK retries it), Anthropic's billing error and
+    # OpenAI's quota error.
+    BUDGET_EXCEEDED = (402, "billing_error", "insufficient_quota", "insufficient_quota")
     PERMISSION = (403, "permission_error", "permission_error", "permission_denied")
     NOT_FOUND = (404, "not_found_error", "invalid_request_error", "model_not_found")
     REQUEST_TOO_LARGE = (413, "request_too_large", "invalid_request_error", "request_too_large")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
+from datetime import date
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
@@ -138,6 +140,48 @@ def check_references(config: Config) -> None:
         if key.name in seen:
             raise ConfigError(f"keys[{i}].name: duplicate key name '{key.name}'")
         seen.add(key.name)
+    _check_store(config)
+    _check_metering(config)
+
+
+def _check_store(config: Config) -> None:
+    store = config.store
+    if store.backend == "postgres":
+        if not store.postgres_dsn:
+            raise ConfigError("store.postgres_dsn: required with backend: postgres")
+        if not store.redis_url:
+            raise ConfigError("store.redis_url: required with backend: postgres (the shared counters)")
+    if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", store.postgres_schema):
+        raise ConfigError("store.postgres_schema: expected a lowercase SQL identifier")
+
+
+def _decimal(where: str, value: str | None, *, positive: bool = False) -> None:
+    if value is None:
+        return
+    try:
+        number = Decimal(value)
+    except InvalidOperation:
+        raise ConfigError(f"{where}: expected a decimal number as a string, got {value!r}") from None
+    if not number.is_finite() or number < 0 or (positive and number == 0):
+        raise ConfigError(f"{where}: expected a {'positive' if positive else 'non-negative'} amount, got {value}")
+
+
+def _check_metering(config: Config) -> None:
+    metering = config.metering
+    for i, price in enumerate(metering.prices):
+        for name in ("input", "output", "cache_write", "cache_read", "batch_input", "batch_output"):
+            _decimal(f"metering.prices[{i}].{name}", getattr(price, name))
+        try:
+            date.fromisoformat(price.effective_from)
+        except ValueError:
+            raise ConfigError(f"metering.prices[{i}].effective_from: expected an ISO date (YYYY-MM-DD)") from None
+    for i, budget in enumerate(metering.budgets):
+        _decimal(f"metering.budgets[{i}].limit_usd", budget.limit_usd, positive=True)
+        if budget.mode == "soft" and budget.webhook and not budget.webhook.startswith(("http://", "https://")):
+            raise ConfigError(f"metering.budgets[{i}].webhook: expected an http(s) URL")
+    for i, limit in enumerate(metering.rate_limits):
+        if not (limit.rpm or limit.tpm or limit.concurrent):
+            raise ConfigError(f"metering.rate_limits[{i}]: set at least one of rpm, tpm, concurrent")
 
 
 def _check_provider(name: str, p: ProviderConfig) -> None:

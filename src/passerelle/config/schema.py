@@ -93,6 +93,8 @@ class DeploymentConfig(Strict):
 
 class AliasConfig(Strict):
     deployments: list[DeploymentConfig]
+    # "priority": tiers, then weights; "cost": the cheapest healthy deployment first (price catalog).
+    strategy: Literal["priority", "cost"] = "priority"
     # Other aliases to try when every deployment of this one failed.
     fallbacks: list[str] = msgspec.field(default_factory=list)
     description: str | None = None
@@ -103,6 +105,9 @@ class KeyConfig(Strict):
     key: str | None = None  # the secret itself (use ${ENV}); hashed at load, never kept
     key_sha256: str | None = None  # or its SHA-256 hex digest
     models: list[str] = msgspec.field(default_factory=list)  # allowed aliases; empty: all
+    routes: list[str] = msgspec.field(default_factory=list)  # e.g. "chat_completions"; empty: all
+    tenant: str = "default"
+    team: str | None = None  # "<tenant>/<team>"
 
 
 class RouterConfig(Strict):
@@ -116,9 +121,80 @@ class RouterConfig(Strict):
     breaker_cooldown: PositiveFloat = 30.0  # seconds open before one trial request
 
 
+class StoreConfig(Strict):
+    """Embedded (SQLite + in-process counters, one instance) or scale-out (PostgreSQL + Redis)."""
+
+    backend: Literal["embedded", "postgres"] = "embedded"
+    postgres_dsn: str | None = None  # e.g. postgresql://user@host:5432/db
+    postgres_schema: str = "passerelle"
+    redis_url: str | None = None  # required with postgres: the shared counters
+    redis_prefix: str = "passerelle:"
+    # Seconds between two checks for changed keys and policies: the bound on revocation delay.
+    refresh_interval: Annotated[float, Meta(gt=0, le=1)] = 0.25
+    ledger_flush_interval: PositiveFloat = 0.2  # write-behind: seconds between ledger commits
+    ledger_batch: Annotated[int, Meta(ge=1)] = 1000  # most records per commit
+    ledger_queue: Annotated[int, Meta(ge=1)] = 100_000  # records held in memory before shedding
+
+
+class PriceConfig(Strict):
+    """A price that overrides or extends the shipped catalog (USD per million tokens, as decimal strings)."""
+
+    model: str  # upstream model id; globs allowed
+    input: str
+    output: str
+    provider: str = "*"  # provider type ("anthropic", "bedrock", ...) or "*"
+    effective_from: str = "1970-01-01"  # ISO date, UTC
+    cache_write: str | None = None
+    cache_read: str | None = None
+    batch_input: str | None = None
+    batch_output: str | None = None
+
+
+class BudgetConfig(Strict):
+    scope: Literal["key", "team", "tenant"]
+    scope_id: str  # a key's name (config keys) or id, a team id, a tenant id
+    limit_usd: str  # decimal string
+    period: Literal["day", "month", "total"] = "month"
+    mode: Literal["hard", "soft"] = "hard"
+    webhook: str | None = None
+
+
+class RateLimitConfig(Strict):
+    scope: Literal["key", "team", "tenant"]
+    scope_id: str
+    model: str | None = None
+    rpm: Annotated[int, Meta(ge=1)] | None = None
+    tpm: Annotated[int, Meta(ge=1)] | None = None
+    concurrent: Annotated[int, Meta(ge=1)] | None = None
+
+
+class MeteringConfig(Strict):
+    enabled: bool = True  # usage ledger, costs, budgets and rate limits
+    # A request that a hard budget covers but whose model has no price: refuse it, or let it through uncounted.
+    unpriced: Literal["reject", "allow"] = "reject"
+    # OpenAI-dialect requests may omit max_tokens; the gateway then caps the answer at this many
+    # tokens so that the reservation bounds the cost.
+    default_max_tokens: Annotated[int, Meta(ge=1)] = 4096
+    prices: list[PriceConfig] = msgspec.field(default_factory=list)
+    budgets: list[BudgetConfig] = msgspec.field(default_factory=list)
+    rate_limits: list[RateLimitConfig] = msgspec.field(default_factory=list)
+
+
+class CacheConfig(Strict):
+    """Exact-match response cache, per tenant; callers opt out per request."""
+
+    enabled: bool = False
+    ttl: PositiveFloat = 300.0
+    max_entries: Annotated[int, Meta(ge=1)] = 10_000  # embedded backend
+    max_entry_bytes: Annotated[int, Meta(ge=1)] = 1024 * 1024
+
+
 class Config(Strict):
     server: ServerConfig = msgspec.field(default_factory=ServerConfig)
     providers: dict[str, ProviderConfig] = msgspec.field(default_factory=dict)
     models: dict[str, AliasConfig] = msgspec.field(default_factory=dict)
     keys: list[KeyConfig] = msgspec.field(default_factory=list)
     router: RouterConfig = msgspec.field(default_factory=RouterConfig)
+    store: StoreConfig = msgspec.field(default_factory=StoreConfig)
+    metering: MeteringConfig = msgspec.field(default_factory=MeteringConfig)
+    cache: CacheConfig = msgspec.field(default_factory=CacheConfig)

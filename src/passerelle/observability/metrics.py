@@ -20,6 +20,11 @@ FIRST_BYTE = Histogram("passerelle_stream_first_event_seconds", "Time to the fir
 UPSTREAM_ERRORS = Counter("passerelle_upstream_errors_total", "Failed upstream attempts, by deployment and kind",
                           ["deployment", "kind"])
 TOKENS = Counter("passerelle_tokens_total", "Tokens reported by upstreams", ["model", "deployment", "type"])
+LEDGER_WRITTEN = Counter("passerelle_ledger_written_total", "Usage records committed to the ledger")
+LEDGER_DROPPED = Counter("passerelle_ledger_dropped_total", "Usage records dropped: the ledger queue was full")
+CACHE = Counter("passerelle_cache_total", "Response cache lookups, by result", ["result"])
+REJECTED = Counter("passerelle_rejected_total", "Requests refused by budgets and rate limits", ["reason"])
+
 
 def render() -> tuple[bytes, str]:
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):

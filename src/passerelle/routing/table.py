@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import fnmatch
 import random
+import time
 from dataclasses import dataclass, field
 
 from passerelle.config import Config
 from passerelle.errors import ErrorKind, GatewayError
+from passerelle.pricing import Catalog
 from passerelle.providers.base import Provider, Target
 from passerelle.routing.breaker import CircuitBreaker
 
@@ -17,6 +19,7 @@ class Deployment:
     name: str
     alias: str  # the configured alias (or pattern) this deployment serves
     provider: Provider
+    provider_type: str  # "anthropic", "bedrock", ...: the price catalog's provider
     model_template: str
     weight: float
     priority: int
@@ -38,10 +41,12 @@ class Alias:
     name: str
     deployments: list[Deployment]
     fallbacks: list[str]
+    strategy: str = "priority"
 
 
 class RoutingTable:
-    def __init__(self, config: Config, providers: dict[str, Provider]) -> None:
+    def __init__(self, config: Config, providers: dict[str, Provider], catalog: Catalog | None = None) -> None:
+        self.catalog = catalog
         self.aliases: dict[str, Alias] = {}
         self.patterns: list[Alias] = []  # glob aliases, most specific first
         router = config.router
@@ -51,6 +56,7 @@ class RoutingTable:
                     name=dep.name or f"{alias_name}#{i}:{dep.provider}",
                     alias=alias_name,
                     provider=providers[dep.provider],
+                    provider_type=config.providers[dep.provider].type,
                     model_template=dep.model,
                     weight=dep.weight,
                     priority=dep.priority,
@@ -62,7 +68,7 @@ class RoutingTable:
                 )
                 for i, dep in enumerate(spec.deployments)
             ]
-            alias = Alias(alias_name, deployments, list(spec.fallbacks))
+            alias = Alias(alias_name, deployments, list(spec.fallbacks), spec.strategy)
             if any(ch in alias_name for ch in "*?["):
                 self.patterns.append(alias)
             else:
@@ -93,9 +99,27 @@ class RoutingTable:
             if alias.name in seen:
                 continue
             seen.add(alias.name)
-            ordered.extend((dep, name) for dep in _weighted_order(alias.deployments))
+            if alias.strategy == "cost" and self.catalog is not None:
+                ordered.extend((dep, name) for dep in self._cheapest_first(alias.deployments, name))
+            else:
+                ordered.extend((dep, name) for dep in _weighted_order(alias.deployments))
             queue.extend(alias.fallbacks)
         return ordered
+
+
+    def _cheapest_first(self, deployments: list[Deployment], name: str) -> list[Deployment]:
+        """By list price (input + output per token); unpriced last.  The router skips deployments
+        whose breaker is open, so the first one tried is the cheapest healthy one."""
+        catalog = self.catalog
+        assert catalog is not None
+        now = time.time()
+
+        def price(dep: Deployment) -> tuple[int, float]:
+            found = catalog.lookup(dep.provider_type, dep.model_template.replace("{model}", name), now,
+                                   region=dep.region)
+            return (found.input_pico + found.output_pico if found else 1 << 62, random.random())
+
+        return sorted(deployments, key=price)
 
 
 def _weighted_order(deployments: list[Deployment]) -> list[Deployment]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import time
@@ -39,6 +40,7 @@ async def count_tokens(gw: Gateway, scope: Scope, receive: Receive, send: Send,
     request_id = headers.get("x-request-id") or new_request_id()
     try:
         principal = gw.keys.authenticate(headers)
+        principal.check_route("count_tokens")
         body = await read_json(gw, scope, receive, headers)
         request = ANTHROPIC.parse_count(body, request_id, headers)
         principal.check_model(request.model)
@@ -54,7 +56,7 @@ async def models(gw: Gateway, scope: Scope, receive: Receive, send: Send, header
     codec = codec_for_headers(headers)
     request_id = headers.get("x-request-id") or new_request_id()
     try:
-        gw.keys.authenticate(headers)
+        gw.keys.authenticate(headers).check_route("models")
     except GatewayError as err:
         await send_error(send, codec, err, request_id)
         return
@@ -102,6 +104,12 @@ async def prometheus(gw: Gateway, scope: Scope, receive: Receive, send: Send, he
     await send_bytes(send, 200, body, _ids(headers), content_type=content_type)
 
 
+async def admin(gw: Gateway, scope: Scope, receive: Receive, send: Send, headers: Mapping[str, str]) -> None:
+    from passerelle.server.admin import handle_admin  # operator-only: loaded on first use
+
+    await handle_admin(gw, scope, receive, send, headers)
+
+
 ROUTES: dict[tuple[str, str], Handler] = {
     ("POST", "/v1/messages"): messages,
     ("POST", "/v1/messages/count_tokens"): count_tokens,
@@ -117,8 +125,9 @@ ROUTES: dict[tuple[str, str], Handler] = {
 class App:
     """The gateway as an ASGI callable; ``gateway`` is built at lifespan start-up."""
 
-    def __init__(self, build: Callable[[], Gateway]) -> None:
+    def __init__(self, build: Callable[[], Awaitable[Gateway]]) -> None:
         self._build = build
+        self._building = asyncio.Lock()
         self.gateway: Gateway | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -130,11 +139,15 @@ class App:
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.gateway is None:  # servers without lifespan support
-            self.gateway = self._build()
+            async with self._building:
+                if self.gateway is None:
+                    self.gateway = await self._build()
         path: str = scope["path"]
         handler = ROUTES.get((scope["method"], path))
         if handler is None and path.startswith("/v1/models/") and scope["method"] == "GET":
             handler = models
+        elif handler is None and path.startswith("/admin/"):
+            handler = admin
         headers = header_map(scope)
         if handler is None:
             codec = codec_for_headers(headers)
@@ -155,8 +168,9 @@ class App:
             message = await receive()
             if message["type"] == "lifespan.startup":
                 try:
-                    self.gateway = self._build()
+                    self.gateway = await self._build()
                 except Exception as exc:
+                    log("startup_failed", logging.ERROR, error=f"{exc.__class__.__name__}: {exc}")
                     await send({"type": "lifespan.startup.failed", "message": str(exc)})
                     return
                 await send({"type": "lifespan.startup.complete"})
@@ -173,12 +187,12 @@ def create_app(config: Config | None = None, data_dir: Path | None = None,
                admin_key_sha256: str | None = None) -> App:
     """Build the app from arguments, or from the environment the CLI sets for worker processes."""
 
-    def build() -> Gateway:
+    async def build() -> Gateway:
         cfg = config if config is not None else load_config(os.environ.get("PASSERELLE_CONFIG") or None)
         setup_logging(cfg.server.log_level)
         home = data_dir or Path(os.environ.get("PASSERELLE_HOME") or cfg.server.data_dir or default_home())
         admin = admin_key_sha256 or os.environ.get("PASSERELLE_ADMIN_KEY_SHA256")
-        gateway = Gateway.build(cfg, home, admin)
+        gateway = await Gateway.open(cfg, home, admin)
         log("worker_ready", logging.INFO, pid=os.getpid(), providers=sorted(cfg.providers))
         return gateway
 

@@ -5,18 +5,26 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import math
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
+from dataclasses import dataclass
 from urllib.parse import parse_qsl
 
 import msgspec
 
-from passerelle.canonical import ChatRequest
+from passerelle.canonical import ChatRequest, StreamEvent
 from passerelle.errors import ErrorKind, GatewayError, UpstreamError
 from passerelle.observability import metrics
 from passerelle.observability.logging import log
+from passerelle.pipeline.auth import Principal
+from passerelle.pipeline.cache import CachedAnswer, replay
+from passerelle.pipeline.limits import Ticket
+from passerelle.pipeline.metering import record, usage_tokens
+from passerelle.pricing import TokenUsage, merge_partial, usage_from_canonical
 from passerelle.routing.router import Routed
+from passerelle.routing.table import Deployment
 from passerelle.server.asgi import (
     BodyTooLarge,
     ClientDisconnected,
@@ -81,7 +89,9 @@ def response_headers(request_id: str, routed: Routed | None = None, warnings: li
 async def send_error(send: Send, codec: Codec, err: GatewayError, request_id: str) -> None:
     headers = response_headers(request_id)
     if err.retry_after is not None:
-        headers["retry-after"] = str(max(1, round(err.retry_after)))
+        headers["retry-after"] = str(max(1, math.ceil(err.retry_after)))
+    if err.kind is ErrorKind.BUDGET_EXCEEDED:
+        headers["x-should-retry"] = "false"  # the official SDKs would otherwise retry
     await send_bytes(send, err.status, codec.error(err, request_id), headers)
 
 
@@ -99,32 +109,66 @@ async def read_json(gw: Gateway, scope: Scope, receive: Receive, headers: Mappin
         raise GatewayError(ErrorKind.INVALID_REQUEST, f"request body is not valid JSON: {exc}") from None
 
 
+@dataclass(slots=True)
+class Outcome:
+    """What one request did, for its settlement and its ledger record."""
+
+    deployment: Deployment | None = None
+    upstream_model: str | None = None
+    usage: TokenUsage | None = None
+    cost: int = 0
+    saved: int = 0
+    cache_hit: bool = False
+
+
 async def handle_chat(gw: Gateway, codec: Codec, route: str, scope: Scope, receive: Receive, send: Send,
                       headers: Mapping[str, str]) -> None:
     request_id = headers.get("x-request-id") or new_request_id()
     started = time.perf_counter()
+    wall = time.time()
     request: ChatRequest | None = None
+    who: Principal | None = None
+    ticket: Ticket | None = None
+    outcome = Outcome()
     status = 200
     alias = "-"  # metrics are labelled by configured alias, never by a caller-chosen name
     try:
-        principal = gw.keys.authenticate(headers)
+        policies = gw.policies.current
+        who = policies.keys.authenticate(headers)
+        who.check_route(route)
         body = await read_json(gw, scope, receive, headers)
         raw_query: bytes = scope.get("query_string", b"")
         query = dict(parse_qsl(raw_query.decode("latin-1"))) if raw_query else {}
         request = codec.parse(body, request_id, headers, query)
         request.timeout = requested_timeout(headers)
-        principal.check_model(request.model)
-        if request.stream:
-            status, alias = await _stream(gw, codec, route, request, receive, send, started)
+        who.check_model(request.model)
+        if gw.config.metering.enabled:
+            ticket = await gw.limiter.admit(who, request, policies, gw.table)
+        extra = codec.rate_limit_headers(ticket.requests_level, ticket.tokens_level) if ticket else {}
+        use = gw.cache.use(who.tenant_id, request, headers)
+        hit = await gw.cache.get(use) if use else None
+        if hit is not None:
+            alias = gw.table.resolve(request.model).name
+            status = await _answer_cached(codec, request, hit, send, receive, extra, outcome)
+            metrics.child(metrics.CACHE, "hit").inc()
+        elif request.stream:
+            status, alias = await _stream(gw, codec, route, request, receive, send, started, wall, extra, outcome)
         else:
             routed = await gw.router.complete(request)
             alias = routed.deployment.alias
             out = codec.response(routed.message, request)
-            await send_bytes(send, 200, out, response_headers(request_id, routed, routed.warnings))
+            await send_bytes(send, 200, out, {**response_headers(request_id, routed, routed.warnings), **extra})
+            outcome.usage = usage_from_canonical(routed.message["usage"])
+            _served(gw, outcome, routed, wall)
             metrics.record_usage(alias, routed.deployment.name, routed.message["usage"])
             _log_warnings(request_id, routed.warnings)
+            if use is not None:
+                gw.cache.put(use, CachedAnswer(routed.message, routed.deployment.name,
+                                               routed.deployment.provider_type, routed.upstream_model, outcome.cost))
     except GatewayError as err:
         status = err.status
+        if err.kind in (ErrorKind.BUDGET_EXCEEDED, ErrorKind.RATE_LIMIT) and ticket is None:
+            metrics.child(metrics.REJECTED, err.kind.name.lower()).inc()
         await send_error(send, codec, err, request_id)
     except ClientDisconnected:
         status = 499  # gone before its request was read: nobody to answer
@@ -132,29 +176,90 @@ async def handle_chat(gw: Gateway, codec: Codec, route: str, scope: Scope, recei
         status = 500
         log("internal_error", logging.ERROR, request_id=request_id, error=f"{exc.__class__.__name__}: {exc}")
         await send_error(send, codec, GatewayError(ErrorKind.API_ERROR, "internal gateway error"), request_id)
-    elapsed = time.perf_counter() - started
+    finally:
+        elapsed = time.perf_counter() - started
+        if who is not None and gw.config.metering.enabled and request is not None:
+            await _settle(gw, ticket, outcome, who, request, route, status, wall, elapsed)
     metrics.child(metrics.REQUESTS, route, alias, str(status)).inc()
     metrics.child(metrics.LATENCY, route, alias).observe(elapsed)
     log("request", request_id=request_id, route=route, model=request.model if request else "-", status=status,
         stream=bool(request and request.stream), latency_ms=round(elapsed * 1000, 3))
 
 
+def _served(gw: Gateway, outcome: Outcome, routed: Routed, wall: float) -> None:
+    outcome.deployment = routed.deployment
+    outcome.upstream_model = routed.upstream_model
+    if outcome.usage is not None:
+        outcome.cost = gw.meter.cost(routed.deployment, routed.upstream_model, outcome.usage, wall) or 0
+
+
+async def _settle(gw: Gateway, ticket: Ticket | None, outcome: Outcome, who: Principal, request: ChatRequest,
+                  route: str, status: int, wall: float, elapsed: float) -> None:
+    """Swap the reservation for the real cost, then queue the ledger record (never blocks on the DB)."""
+    tokens = usage_tokens(outcome.usage) if outcome.usage else 0
+    if ticket is not None:
+        try:
+            await gw.limiter.settle(ticket, outcome.cost, tokens)
+        except Exception as exc:  # counters down: the reservation stays (over-counting is the safe side)
+            log("settle_failed", logging.ERROR, request_id=request.request_id,
+                error=f"{exc.__class__.__name__}: {exc}")
+    gw.ledger.append(record(
+        request_id=request.request_id, started_wall=wall, latency_s=elapsed, status=status, route=route,
+        model=request.model, who=who, deployment=outcome.deployment, upstream_model=outcome.upstream_model,
+        usage=outcome.usage, cost=outcome.cost, saved=outcome.saved, cache_hit=outcome.cache_hit,
+        price_version=gw.meter.catalog.version if outcome.cost or outcome.saved else ""))
+
+
+async def _answer_cached(codec: Codec, request: ChatRequest, hit: CachedAnswer, send: Send, receive: Receive,
+                         extra: dict[str, str], outcome: Outcome) -> int:
+    outcome.cache_hit = True
+    outcome.saved = hit.cost_pico
+    headers = {**response_headers(request.request_id), **extra, "x-passerelle-cache": "hit"}
+    if not request.stream:
+        await send_bytes(send, 200, codec.response(hit.message, request), headers)
+        return 200
+    status, _ = await _send_events(codec, request, _aiter(replay(hit.message)), send, receive, headers, outcome)
+    return status
+
+
+async def _aiter(events: Iterable[StreamEvent]) -> AsyncIterator[StreamEvent]:
+    for event in events:
+        yield event
+
+
 async def _stream(gw: Gateway, codec: Codec, route: str, request: ChatRequest, receive: Receive, send: Send,
-                  started: float) -> tuple[int, str]:
+                  started: float, wall: float, extra: dict[str, str], outcome: Outcome) -> tuple[int, str]:
     """Stream the answer; returns the status to record and the alias.  Once the first byte is
     out, failures become an error event in the stream, since the HTTP status is already sent."""
     routed = await gw.router.stream(request)
     alias = routed.deployment.alias
-    encoder = codec.stream_encoder(request)
-    events = routed.events
-    await start_stream(send, response_headers(request.request_id, routed, routed.warnings))
     _log_warnings(request.request_id, routed.warnings)
-    metrics.child(metrics.FIRST_BYTE, route, alias).observe(time.perf_counter() - started)
+    headers = {**response_headers(request.request_id, routed, routed.warnings), **extra}
+    status, usage = await _send_events(codec, request, routed.events, send, receive, headers, outcome,
+                                       on_start=lambda: metrics.child(metrics.FIRST_BYTE, route, alias).observe(
+                                           time.perf_counter() - started),
+                                       deployment=routed.deployment.name)
+    _served(gw, outcome, routed, wall)
+    metrics.record_usage(alias, routed.deployment.name, usage)
+    return status, alias
+
+
+async def _send_events(codec: Codec, request: ChatRequest, events: AsyncIterator[StreamEvent], send: Send,
+                       receive: Receive, headers: dict[str, str], outcome: Outcome, *,
+                       on_start: object = None, deployment: str = "cache") -> tuple[int, dict[str, int]]:
+    """Write a stream of canonical events in the caller's dialect, watching for the caller hanging
+    up; returns the status to record and the usage the upstream reported."""
+    encoder = codec.stream_encoder(request)
+    await start_stream(send, headers)
+    if callable(on_start):
+        on_start()
     usage: dict[str, int] = {}
+    text: list[str] = []
     # The body is read, so the next ASGI message is the client hanging up: stop the upstream then,
     # rather than paying for tokens nobody will read.
     hang_up = asyncio.ensure_future(receive())
     status = 200
+    complete = False
     try:
         async for event in events:
             if hang_up.done():
@@ -165,6 +270,12 @@ async def _stream(gw: Gateway, codec: Codec, route: str, request: ChatRequest, r
                 usage.update(event["message"].get("usage") or {})
             elif kind == "message_delta":
                 usage.update(event.get("usage") or {})
+                complete = True
+            elif kind == "content_block_delta":
+                delta = event["delta"]
+                piece = delta.get("text") or delta.get("thinking") or delta.get("partial_json")
+                if piece:
+                    text.append(piece)
             chunk = encoder.encode(event)
             if chunk:
                 await send_chunk(send, chunk)
@@ -173,7 +284,7 @@ async def _stream(gw: Gateway, codec: Codec, route: str, request: ChatRequest, r
             if tail:
                 await send_chunk(send, tail)
     except UpstreamError as err:
-        log("stream_failed", logging.WARNING, request_id=request.request_id, deployment=routed.deployment.name,
+        log("stream_failed", logging.WARNING, request_id=request.request_id, deployment=deployment,
             error=err.message)
         status = 599  # recorded as a stream that failed after its 200
         await send_chunk(send, encoder.error(err))
@@ -182,10 +293,11 @@ async def _stream(gw: Gateway, codec: Codec, route: str, request: ChatRequest, r
     finally:
         hang_up.cancel()
         await events.aclose()  # type: ignore[attr-defined]
-        metrics.record_usage(alias, routed.deployment.name, usage)
+        # A stream cut short reported no final usage: estimate what is missing (see pricing.cost).
+        outcome.usage = usage_from_canonical(usage) if complete else merge_partial(usage, request, "".join(text))
     if status != 499:
         await end_stream(send)
-    return status, alias
+    return status, usage
 
 
 def _log_warnings(request_id: str, warnings: list[str]) -> None:

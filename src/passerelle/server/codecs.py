@@ -18,7 +18,9 @@ from passerelle.dialects.openai import (
     openai_error_body,
     to_openai_response,
 )
+from passerelle.dialects.ratelimit_headers import anthropic_ratelimit_headers, openai_ratelimit_headers
 from passerelle.errors import GatewayError
+from passerelle.stores.base import Level
 
 
 class StreamEncoder(Protocol):
@@ -40,6 +42,8 @@ class Codec(Protocol):
     def stream_encoder(self, request: ChatRequest) -> StreamEncoder: ...
 
     def error(self, err: GatewayError, request_id: str) -> bytes: ...
+
+    def rate_limit_headers(self, requests: Level | None, tokens: Level | None) -> dict[str, str]: ...
 
 
 class AnthropicStreamEncoder:
@@ -96,6 +100,9 @@ class AnthropicCodec:
     def error(self, err: GatewayError, request_id: str) -> bytes:
         return anthropic_error_body(err, request_id)
 
+    def rate_limit_headers(self, requests: Level | None, tokens: Level | None) -> dict[str, str]:
+        return anthropic_ratelimit_headers(requests, tokens)
+
 
 class OpenAICodec:
     dialect: Dialect = "openai"
@@ -114,6 +121,9 @@ class OpenAICodec:
 
     def error(self, err: GatewayError, request_id: str) -> bytes:
         return openai_error_body(err)
+
+    def rate_limit_headers(self, requests: Level | None, tokens: Level | None) -> dict[str, str]:
+        return openai_ratelimit_headers(requests, tokens)
 
 
 ANTHROPIC = AnthropicCodec()

@@ -7,12 +7,39 @@ from pathlib import Path
 
 from passerelle.config import Config
 from passerelle.pipeline.auth import KeyRing
+from passerelle.pipeline.cache import ResponseCache
+from passerelle.pipeline.limits import Limiter
+from passerelle.pipeline.metering import LedgerWriter, Meter
+from passerelle.pipeline.policies import PolicyRefresher
+from passerelle.pricing import Catalog
 from passerelle.providers.base import Provider
 from passerelle.providers.http import HttpClient
 from passerelle.providers.registry import build_providers
 from passerelle.routing.router import Router
 from passerelle.routing.table import RoutingTable
-from passerelle.stores import SQLiteStore, Store
+from passerelle.stores.base import Counters, Store
+
+
+async def open_stores(config: Config, data_dir: Path) -> tuple[Store, Counters]:
+    """The configured backend pair: embedded (SQLite + in-process) or scale-out (PostgreSQL + Redis)."""
+    if config.store.backend == "postgres":
+        from passerelle.stores.counters_redis import RedisCounters
+        from passerelle.stores.postgres import PostgresStore
+
+        assert config.store.postgres_dsn and config.store.redis_url  # checked by the config loader
+        store = await PostgresStore.connect(config.store.postgres_dsn, config.store.postgres_schema)
+        try:
+            counters: Counters = await RedisCounters.connect(config.store.redis_url, config.store.redis_prefix,
+                                                             config.cache.max_entry_bytes)
+        except BaseException:
+            await store.aclose()
+            raise
+        return store, counters
+    from passerelle.stores.counters_memory import MemoryCounters
+    from passerelle.stores.sqlite import SQLiteStore
+
+    return SQLiteStore(data_dir / "passerelle.db"), MemoryCounters(config.cache.max_entries,
+                                                                    max_cache_entry_bytes=config.cache.max_entry_bytes)
 
 
 @dataclass(slots=True)
@@ -22,27 +49,52 @@ class Gateway:
     providers: dict[str, Provider]
     table: RoutingTable
     router: Router
-    keys: KeyRing
     store: Store
+    counters: Counters
+    policies: PolicyRefresher
+    ledger: LedgerWriter
+    limiter: Limiter
+    meter: Meter
+    cache: ResponseCache
     draining: bool = False
 
+    @property
+    def keys(self) -> KeyRing:
+        return self.policies.current.keys
+
     @classmethod
-    def build(cls, config: Config, data_dir: Path, admin_key_sha256: str | None) -> Gateway:
+    async def open(cls, config: Config, data_dir: Path, admin_key_sha256: str | None) -> Gateway:
+        catalog = Catalog.load(config.metering.prices)
+        store, counters = await open_stores(config, data_dir)
         http = HttpClient()
         providers = build_providers(config.providers, http)
-        table = RoutingTable(config, providers)
+        table = RoutingTable(config, providers, catalog)
+        policies = PolicyRefresher(store, config, admin_key_sha256)
+        await policies.start()
+        ledger = LedgerWriter(store, config.store)
+        ledger.start()
         return cls(
             config=config,
             http=http,
             providers=providers,
             table=table,
             router=Router(table, config.router),
-            keys=KeyRing(config.keys, admin_key_sha256),
-            store=SQLiteStore(data_dir / "passerelle.db"),
+            store=store,
+            counters=counters,
+            policies=policies,
+            ledger=ledger,
+            limiter=Limiter(counters, store, catalog, config),
+            meter=Meter(catalog),
+            cache=ResponseCache(counters, config.cache),
         )
 
     async def aclose(self) -> None:
+        await self.policies.aclose()
+        await self.cache.aclose()
+        await self.limiter.aclose()
+        await self.ledger.aclose()
         for provider in self.providers.values():
             await provider.aclose()
         await self.http.aclose()
+        await self.counters.aclose()
         await self.store.aclose()

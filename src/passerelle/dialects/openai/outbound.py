@@ -221,8 +221,10 @@ def to_openai_request(request: ChatRequest, model: str, *, stream: bool,
     out: dict[str, Any] = {"model": model, "messages": writer.messages(body)}
     max_tokens = body.get("max_tokens")
     field = writer.wire.get("max_tokens_field")
-    # An OpenAI caller that set no limit gets none: the default exists for Claude only.
-    if max_tokens is not None and (field or not writer.native or max_tokens != DEFAULT_MAX_TOKENS):
+    # An OpenAI caller that set no limit gets none: the default exists for Claude only (unless a
+    # hard budget needs the answer capped: see pipeline/limits.py).
+    if max_tokens is not None and (field or not writer.native or max_tokens != DEFAULT_MAX_TOKENS
+                                   or writer.wire.get("cap_max_tokens")):
         out[field or max_tokens_field] = max_tokens
     if body.get("stop_sequences"):
         out["stop"] = list(body["stop_sequences"])

@@ -1,8 +1,9 @@
-"""The `passerelle` command: serve the gateway, run the standalone simulator, check a config."""
+"""``passerelle serve``, ``simulator`` and ``check-config``."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import secrets
 import shutil
@@ -12,22 +13,53 @@ from pathlib import Path
 from passerelle import __version__
 from passerelle.config import Config, ConfigError, load_config
 from passerelle.pipeline.auth import digest
-from passerelle.stores.sqlite import SQLiteStore
+from passerelle.stores.base import Store
 
 ADMIN_SETTING = "admin_key_sha256"
 
 
-def resolve_admin_key(store: SQLiteStore, env: dict[str, str]) -> tuple[str, str | None]:
-    """The admin key's digest, and the key itself when it was generated now (to print once)."""
+def config_path(args: argparse.Namespace) -> str | None:
+    return args.config or os.environ.get("PASSERELLE_CONFIG") or None
+
+
+def load(args: argparse.Namespace) -> Config | None:
+    """The config, or None after telling the operator what is wrong with it."""
+    try:
+        return load_config(config_path(args))
+    except ConfigError as exc:
+        print(f"passerelle: invalid configuration: {exc}", file=sys.stderr)
+        return None
+
+
+def resolve_home(args: argparse.Namespace, config: Config) -> Path:
+    """--data-dir, else $PASSERELLE_HOME, else server.data_dir, else ~/.passerelle."""
+    return Path(args.data_dir or os.environ.get("PASSERELLE_HOME") or config.server.data_dir
+                or Path.home() / ".passerelle").expanduser().resolve()
+
+
+async def resolve_admin_key(store: Store, env: dict[str, str]) -> tuple[str, str | None]:
+    """The admin key's digest, and the key itself when it was generated now (to print once).
+    Kept in the configured store, so instances sharing PostgreSQL share the admin key."""
     if env.get("PASSERELLE_ADMIN_KEY"):
         return digest(env["PASSERELLE_ADMIN_KEY"]), None
-    stored = store.get_setting_sync(ADMIN_SETTING)
+    stored = await store.get_setting(ADMIN_SETTING)
     if stored:
         return stored, None
     key = "sk-pass-admin-" + secrets.token_urlsafe(32)
     hashed = digest(key)
-    store.set_setting_sync(ADMIN_SETTING, hashed)
+    await store.set_setting(ADMIN_SETTING, hashed)
     return hashed, key
+
+
+async def _admin_key(config: Config, home: Path) -> tuple[str, str | None]:
+    from passerelle.server.gateway import open_stores
+
+    store, counters = await open_stores(config, home)
+    try:
+        return await resolve_admin_key(store, dict(os.environ))
+    finally:
+        await counters.aclose()
+        await store.aclose()
 
 
 def banner(config: Config, host: str, port: int, workers: int, home: Path, new_key: str | None,
@@ -44,27 +76,41 @@ def banner(config: Config, host: str, port: int, workers: int, home: Path, new_k
     if new_key:
         lines.append(f"  admin key (shown once, store it now): {new_key}")
     lines.append("  Anthropic: POST /v1/messages   OpenAI: POST /v1/chat/completions")
-    lines.append("  GET /v1/models /health /ready /metrics")
+    lines.append("  GET /v1/models /health /ready /metrics   admin: /admin/...")
     return "\n".join(lines)
 
 
+def embedded_workers_problem(config: Config, workers: int) -> str | None:
+    """In-process counters live in one process: with several workers each would enforce budgets
+    and rate limits alone, multiplying them by the number of workers."""
+    if config.store.backend == "embedded" and workers > 1 and config.metering.enabled:
+        return (f"{workers} workers cannot share the embedded store's in-process counters, so budgets and rate "
+                "limits would not hold across them. Use store.backend: postgres (with postgres_dsn and "
+                "redis_url) for several workers, or set metering.enabled: false, or run one worker.")
+    return None
+
+
 def serve(args: argparse.Namespace) -> int:
-    config_path = args.config or os.environ.get("PASSERELLE_CONFIG") or None
-    try:
-        config = load_config(config_path)
-    except ConfigError as exc:
-        print(f"passerelle: invalid configuration: {exc}", file=sys.stderr)
+    path = config_path(args)
+    config = load(args)
+    if config is None:
         return 2
-    home = Path(args.data_dir or os.environ.get("PASSERELLE_HOME") or config.server.data_dir
-                or Path.home() / ".passerelle").expanduser().resolve()
-    store = SQLiteStore(home / "passerelle.db")
-    admin_sha, new_key = resolve_admin_key(store, dict(os.environ))
+    home = resolve_home(args, config)
     host = args.host or config.server.host
     port = args.port if args.port is not None else config.server.port
     workers = args.workers or config.server.workers
     engine = args.engine or config.server.engine
+    problem = embedded_workers_problem(config, workers)
+    if problem:
+        print(f"passerelle: refusing to start: {problem}", file=sys.stderr)
+        return 2
+    try:
+        admin_sha, new_key = asyncio.run(_admin_key(config, home))
+    except Exception as exc:
+        print(f"passerelle: cannot open the store: {exc.__class__.__name__}: {exc}", file=sys.stderr)
+        return 2
     os.environ["PASSERELLE_HOME"] = str(home)
-    os.environ["PASSERELLE_CONFIG"] = str(Path(config_path).resolve()) if config_path else ""
+    os.environ["PASSERELLE_CONFIG"] = str(Path(path).resolve()) if path else ""
     os.environ["PASSERELLE_ADMIN_KEY_SHA256"] = admin_sha
     if workers > 1:
         metrics_dir = home / "metrics"
@@ -103,16 +149,12 @@ def check(args: argparse.Namespace) -> int:
     return 0
 
 
-def parser() -> argparse.ArgumentParser:
-    root = argparse.ArgumentParser(prog="passerelle", description="Self-hosted AI gateway.")
-    root.add_argument("--version", action="version", version=f"passerelle {__version__}")
-    sub = root.add_subparsers(dest="command", required=True)
-
+def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("serve", help="run the gateway")
     p.add_argument("--config", help="YAML config file (default: $PASSERELLE_CONFIG, else embedded defaults)")
     p.add_argument("--host")
     p.add_argument("--port", type=int)
-    p.add_argument("--data-dir", help="data directory (default: $PASSERELLE_HOME or ~/.passerelle)")
+    p.add_argument("--data-dir", help="data directory (default: $PASSERELLE_HOME, server.data_dir, ~/.passerelle)")
     p.add_argument("--workers", type=int)
     p.add_argument("--engine", choices=("uvicorn", "granian"), help="HTTP server (default: server.engine, uvicorn)")
     p.set_defaults(func=serve)
@@ -135,14 +177,3 @@ def parser() -> argparse.ArgumentParser:
     c = sub.add_parser("check-config", help="validate a config file and exit")
     c.add_argument("config")
     c.set_defaults(func=check)
-    return root
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
-    code: int = args.func(args)
-    return code
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,230 @@
+"""Budgets and rate limits: admit a request before any upstream call, settle it after.
+
+Admission reserves the request's largest possible cost on every hard budget that covers it
+(key, team, tenant), takes one request and its estimated tokens from every rate bucket, and
+holds a concurrency slot, in one atomic step of the shared counters.  Settlement swaps the
+reservation for the real cost and refunds unused tokens.  Because a reservation is an upper
+bound of the real cost, committed spend never passes a hard budget, whatever the concurrency
+and however many instances share the counters.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import calendar
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from passerelle.canonical import ChatRequest
+from passerelle.canonical.text import estimate_tokens
+from passerelle.config import Config
+from passerelle.errors import ErrorKind, GatewayError
+from passerelle.observability.logging import log
+from passerelle.pipeline.auth import Principal
+from passerelle.pipeline.policies import Policies
+from passerelle.pricing import Catalog, max_cost_pico
+from passerelle.routing.table import Deployment, RoutingTable
+from passerelle.stores.base import Bucket, Charge, Counters, Level, Slot, Store
+from passerelle.stores.records import Budget, RateLimit, pico_to_usd, usd_to_pico
+
+_DAY = 86_400
+
+
+@dataclass(slots=True)
+class Ticket:
+    """What one admitted request holds until it is settled."""
+
+    request_id: str
+    charges: list[Charge] = field(default_factory=list)
+    budgets: dict[str, Budget] = field(default_factory=dict)  # charge counter -> its budget
+    reserved_pico: int = 0
+    buckets: list[Bucket] = field(default_factory=list)
+    token_buckets: list[int] = field(default_factory=list)  # indexes of buckets counting tokens
+    slots: list[Slot] = field(default_factory=list)
+    requests_level: Level | None = None  # the tightest request bucket, for response headers
+    tokens_level: Level | None = None
+    settled: bool = False
+
+    @property
+    def empty(self) -> bool:
+        return not (self.charges or self.buckets or self.slots)
+
+
+def period_window(period: str, now: float) -> tuple[str, float, int | None]:
+    """(counter suffix, period start, counter TTL) for a budget period, in UTC."""
+    if period == "total":
+        return "all", 0.0, None
+    t = time.gmtime(now)
+    if period == "day":
+        start = calendar.timegm((t.tm_year, t.tm_mon, t.tm_mday, 0, 0, 0))
+        return time.strftime("%Y-%m-%d", t), float(start), int(start + _DAY - now) + _DAY
+    start = calendar.timegm((t.tm_year, t.tm_mon, 1, 0, 0, 0))
+    days = calendar.monthrange(t.tm_year, t.tm_mon)[1]
+    return time.strftime("%Y-%m", t), float(start), int(start + days * _DAY - now) + _DAY
+
+
+def _tightest(levels: list[Level]) -> Level | None:
+    return min(levels, key=lambda lv: lv.remaining / max(lv.limit, 1)) if levels else None
+
+
+class Limiter:
+    def __init__(self, counters: Counters, store: Store, catalog: Catalog, config: Config) -> None:
+        self.counters = counters
+        self.store = store
+        self.catalog = catalog
+        self.config = config.metering
+        self._alerts: set[asyncio.Task[None]] = set()
+
+    async def admit(self, who: Principal, request: ChatRequest, policies: Policies, table: RoutingTable) -> Ticket:
+        ticket = Ticket(request.request_id)
+        budgets = policies.budgets_for(who)
+        if not budgets and not policies.limits:
+            return ticket
+        now = time.time()
+        limits = policies.limits_for(who, (request.model, table.resolve(request.model).name))
+        if not budgets and not limits:
+            return ticket
+        if any(b.mode == "hard" for b in budgets):
+            self._cap_output(request)
+            ticket.reserved_pico = self.reservation(request, table.plan(request.model), now)
+        since: dict[str, Budget] = {}
+        for budget in budgets:
+            suffix, _, ttl = period_window(budget.period, now)
+            counter = f"budget:{budget.id}:{suffix}"
+            hard = budget.mode == "hard"
+            ticket.charges.append(Charge(counter, usd_to_pico(budget.limit_usd) if hard else None, ttl))
+            ticket.budgets[counter] = budget
+            since[counter] = budget
+        self._add_limits(ticket, limits, request)
+        for _ in range(3):  # unseeded counters are seeded from the ledger, then admission is retried
+            result = await self.counters.admit(ticket.request_id, ticket.charges, ticket.reserved_pico,
+                                               ticket.buckets, ticket.slots)
+            if result.ok:
+                self._levels(ticket, result.levels)
+                return ticket
+            if result.reason != "unseeded":
+                break
+            await asyncio.gather(*(self._seed(counter, since[counter], now) for counter in result.missing))
+        else:
+            raise GatewayError(ErrorKind.UNAVAILABLE, "budget counters could not be initialised; try again")
+        self._levels(ticket, result.levels)
+        denied = result.denied_by or ""
+        if result.reason == "budget":
+            raise await self._budget_error(ticket, denied)
+        if result.reason == "concurrency":
+            raise GatewayError(ErrorKind.RATE_LIMIT, "too many concurrent requests for this key, team or tenant; "
+                               "retry when one of them finishes", retry_after=1.0)
+        what = "tokens" if denied.endswith(":tok") else "requests"
+        if result.retry_after is None:
+            raise GatewayError(ErrorKind.RATE_LIMIT, f"this request needs more {what} than the per-minute limit "
+                               "allows at once; lower max_tokens or the prompt size")
+        raise GatewayError(ErrorKind.RATE_LIMIT, f"rate limit exceeded: {what} per minute",
+                           retry_after=result.retry_after)
+
+    def reservation(self, request: ChatRequest, candidates: Sequence[tuple[Deployment, str]], now: float) -> int:
+        """The most this request can cost on any deployment it may be routed to."""
+        worst = 0
+        for deployment, name in candidates:
+            upstream = deployment.model_template.replace("{model}", name)
+            price = self.catalog.lookup(deployment.provider_type, upstream, now, region=deployment.region)
+            if price is None:
+                if self.config.unpriced == "reject":
+                    raise GatewayError(ErrorKind.PERMISSION, f"no price is known for model '{upstream}' on "
+                                       f"deployment '{deployment.name}', so a hard budget cannot be enforced; "
+                                       "add it under metering.prices")
+                continue
+            worst = max(worst, max_cost_pico(request, price, self.config.default_max_tokens))
+        return worst
+
+    def _cap_output(self, request: ChatRequest) -> None:
+        """An OpenAI caller may set no output limit; a hard budget needs one, so the gateway sends
+        its default explicitly (the reservation is computed with it)."""
+        if request.dialect == "openai":
+            wire = request.openai_extras.setdefault("_wire", {})
+            if "max_tokens_field" not in wire:
+                request.body["max_tokens"] = self.config.default_max_tokens
+                wire["cap_max_tokens"] = True
+
+    def _add_limits(self, ticket: Ticket, limits: list[RateLimit], request: ChatRequest) -> None:
+        tokens = estimate_tokens(request.body) + int(request.body.get("max_tokens") or 0)
+        for limit in limits:
+            if limit.rpm:
+                ticket.buckets.append(Bucket(f"rl:{limit.id}:req", limit.rpm, limit.rpm / 60, 1))
+            if limit.tpm:
+                ticket.token_buckets.append(len(ticket.buckets))
+                ticket.buckets.append(Bucket(f"rl:{limit.id}:tok", limit.tpm, limit.tpm / 60, tokens))
+            if limit.concurrent:
+                ticket.slots.append(Slot(f"rl:{limit.id}:conc", limit.concurrent))
+
+    def _levels(self, ticket: Ticket, levels: dict[str, Level]) -> None:
+        token_counters = {ticket.buckets[i].counter for i in ticket.token_buckets}
+        ticket.requests_level = _tightest([lv for c, lv in levels.items() if c not in token_counters])
+        ticket.tokens_level = _tightest([lv for c, lv in levels.items() if c in token_counters])
+
+    async def _seed(self, counter: str, budget: Budget, now: float) -> None:
+        _, start, ttl = period_window(budget.period, now)
+        spent = await self.store.spend_pico(budget.scope, budget.scope_id, start)
+        await self.counters.seed(counter, spent, ttl)
+
+    async def _budget_error(self, ticket: Ticket, counter: str) -> GatewayError:
+        budget = ticket.budgets.get(counter)
+        if budget is None:
+            return GatewayError(ErrorKind.BUDGET_EXCEEDED, "budget exceeded")
+        committed = (await self.counters.committed([counter]))[0] or 0
+        period = "" if budget.period == "total" else f" per {budget.period}"
+        return GatewayError(
+            ErrorKind.BUDGET_EXCEEDED,
+            f"budget exceeded: the {budget.scope} budget {budget.id} of {budget.limit_usd} USD{period} has "
+            f"{pico_to_usd(committed):.6f} USD spent or reserved, and this request may cost up to "
+            f"{pico_to_usd(ticket.reserved_pico):.6f} USD")
+
+    async def settle(self, ticket: Ticket, actual_pico: int, actual_tokens: int) -> None:
+        """Swap the reservation for the real cost; refund unused tokens; release slots.  Safe to
+        call twice (the second call does nothing)."""
+        if ticket.settled or ticket.empty:
+            return
+        ticket.settled = True
+        costs = [actual_tokens if i in ticket.token_buckets else b.cost for i, b in enumerate(ticket.buckets)]
+        # Soft budgets report a crossing at their own limit; hard ones never cross.
+        charges = [Charge(c.counter, usd_to_pico(ticket.budgets[c.counter].limit_usd), c.ttl_s)
+                   for c in ticket.charges]
+        crossed = await self.counters.settle(ticket.request_id, charges, ticket.reserved_pico, actual_pico,
+                                             ticket.buckets, costs, ticket.slots)
+        for counter in crossed:
+            budget = ticket.budgets[counter]
+            if budget.mode == "soft":
+                task = asyncio.create_task(self._alert(counter, budget))
+                self._alerts.add(task)
+                task.add_done_callback(self._alerts.discard)
+
+    async def _alert(self, counter: str, budget: Budget) -> None:
+        _, _, ttl = period_window(budget.period, time.time())
+        if not await self.counters.first_time(f"alert:{counter}", ttl or 10 * 365 * _DAY):
+            return  # another instance (or an earlier request) already alerted for this period
+        committed = (await self.counters.committed([counter]))[0] or 0
+        event = {"event": "budget_soft_limit_crossed", "budget_id": budget.id, "scope": budget.scope,
+                 "scope_id": budget.scope_id, "period": budget.period, "limit_usd": str(budget.limit_usd),
+                 "spent_usd": str(pico_to_usd(committed))}
+        log("budget_soft_limit_crossed", logging.WARNING, **{k: v for k, v in event.items() if k != "event"})
+        if budget.webhook:
+            await post_webhook(budget.webhook, event)
+
+    async def aclose(self) -> None:
+        if self._alerts:
+            await asyncio.wait(self._alerts, timeout=5)
+
+
+async def post_webhook(url: str, payload: dict[str, str]) -> None:
+    """Best effort: an alert that cannot be delivered is logged, never raised into a request."""
+    import aiohttp
+
+    try:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session, \
+                session.post(url, json=payload) as resp:
+            if resp.status >= 300:
+                log("webhook_failed", logging.WARNING, url=url, status=resp.status)
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        log("webhook_failed", logging.WARNING, url=url, error=f"{exc.__class__.__name__}: {exc}")
+

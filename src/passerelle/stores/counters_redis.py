@@ -1,0 +1,223 @@
+"""Shared counters in Redis: the scale-out backend, for many gateway instances behind a load balancer.
+
+``admit`` and ``settle`` are each one Lua script, so one round trip and atomic across instances.
+Scripts read the clock with ``TIME`` so instances with skewed clocks agree.  Keys live under the
+prefix, one namespace per kind (``c:`` charge, ``b:`` bucket, ``s:`` slot, ``f:`` flag, ``r:``
+cached response) so that a charge and a bucket of the same name never collide.
+
+Money is compared exactly: Lua numbers are doubles (exact only up to 2**53 pico-USD, about $9,000),
+so Python passes the thresholds as decimal strings and the scripts compare strings, never numbers.
+The bucket formulas are those of ``counters_memory``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from passerelle.stores.base import Admission, Bucket, Charge, Slot
+from passerelle.stores.counters_memory import bucket_level
+
+# Shared by both scripts: exact comparison of integer decimal strings, and a bucket's tokens now.
+PRELUDE = """
+local function le(a, b)
+  local an, bn = a:sub(1, 1) == '-', b:sub(1, 1) == '-'
+  if an ~= bn then return an end
+  if an then a, b = b:sub(2), a:sub(2) end
+  if #a ~= #b then return #a < #b end
+  return a <= b
+end
+local t = redis.call('TIME')
+local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local function tokens_now(key, cap, rate)
+  local h = redis.call('HMGET', key, 'tokens', 'ts')
+  if not h[1] then return cap end
+  return math.min(cap, tonumber(h[1]) + math.max(0, now - tonumber(h[2])) * math.max(0, rate))
+end
+local function put_bucket(key, cap, rate, tokens)
+  redis.call('HSET', key, 'tokens', string.format('%.17g', tokens), 'ts', string.format('%.17g', now))
+  if rate > 0 then  -- a bucket that is gone is full: expire it when it would be
+    redis.call('PEXPIRE', key, string.format('%d', math.ceil(math.max(0, cap - tokens) / rate * 1000) + 1000))
+  else
+    redis.call('PERSIST', key)
+  end
+end
+"""
+
+# KEYS: charges, buckets, slots.  ARGV: counts, reserve, request id, then per charge its headroom
+# (limit - reserve, '' when soft), per bucket capacity/refill/cost, per slot limit/lease ms.
+# Returns {code, denied index, retry after ('' none), each bucket's tokens, missing charge indexes}.
+ADMIT = PRELUDE + """
+local nc, nb, ns = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local reserve, rid = ARGV[4], ARGV[5]
+local bo, so = 5 + nc, 5 + nc + 3 * nb
+local values, missing = {}, {}
+for i = 1, nc do
+  values[i] = redis.call('GET', KEYS[i])
+  if not values[i] then missing[#missing + 1] = i - 1 end
+end
+local caps, rates, costs, tokens = {}, {}, {}, {}
+for j = 1, nb do
+  caps[j], rates[j], costs[j] = tonumber(ARGV[bo + 3 * j - 2]), tonumber(ARGV[bo + 3 * j - 1]),
+    tonumber(ARGV[bo + 3 * j])
+  tokens[j] = tokens_now(KEYS[nc + j], caps[j], rates[j])
+end
+local function levels()
+  local out = {}
+  for j = 1, nb do out[j] = string.format('%.17g', tokens[j]) end
+  return out
+end
+if #missing > 0 then return {1, 0, '', levels(), missing} end
+for i = 1, nc do
+  local headroom = ARGV[5 + i]
+  if headroom ~= '' and not le(values[i], headroom) then return {2, i - 1, '', levels(), {}} end
+end
+for j = 1, nb do
+  if tokens[j] < costs[j] then
+    local retry = ''
+    if costs[j] <= caps[j] and rates[j] > 0 then
+      retry = string.format('%.17g', (costs[j] - tokens[j]) / rates[j])
+    end
+    return {3, j - 1, retry, levels(), {}}
+  end
+end
+for k = 1, ns do
+  local key = KEYS[nc + nb + k]
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', string.format('%d', now_ms))  -- leases of crashed requests lapse
+  if redis.call('ZCARD', key) >= tonumber(ARGV[so + 2 * k - 1]) then return {4, k - 1, '', levels(), {}} end
+end
+for i = 1, nc do redis.call('INCRBY', KEYS[i], reserve) end
+for j = 1, nb do
+  tokens[j] = tokens[j] - costs[j]
+  put_bucket(KEYS[nc + j], caps[j], rates[j], tokens[j])
+end
+for k = 1, ns do
+  local key, lease = KEYS[nc + nb + k], tonumber(ARGV[so + 2 * k])
+  redis.call('ZADD', key, string.format('%d', now_ms + lease), rid)
+  if redis.call('PTTL', key) < lease then redis.call('PEXPIRE', key, lease) end
+end
+return {0, 0, '', levels(), {}}
+"""
+
+# KEYS: charges, buckets, slots.  ARGV: counts, actual - reserved, request id, then per charge its
+# limit and limit + reserved ('' when none), per bucket capacity/refill/give-back (cost - actual).
+# Returns the indexes of the charges whose limit this settlement crossed.
+SETTLE = PRELUDE + """
+local nc, nb, ns = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local delta, rid = ARGV[4], ARGV[5]
+local bo = 5 + 2 * nc
+local crossed = {}
+for i = 1, nc do
+  local before = redis.call('GET', KEYS[i])
+  if before then  -- gone with its period: nothing left to correct
+    redis.call('INCRBY', KEYS[i], delta)
+    local limit, limit_reserved = ARGV[4 + 2 * i], ARGV[5 + 2 * i]
+    if limit ~= '' and le(before, limit_reserved) and not le(redis.call('GET', KEYS[i]), limit) then
+      crossed[#crossed + 1] = i - 1
+    end
+  end
+end
+for j = 1, nb do
+  local cap, rate, give = tonumber(ARGV[bo + 3 * j - 2]), tonumber(ARGV[bo + 3 * j - 1]),
+    tonumber(ARGV[bo + 3 * j])
+  local key = KEYS[nc + j]
+  put_bucket(key, cap, rate, math.min(cap, tokens_now(key, cap, rate) + give))
+end
+for k = 1, ns do redis.call('ZREM', KEYS[nc + nb + k], rid) end
+return crossed
+"""
+
+REASONS = {1: "unseeded", 2: "budget", 3: "rate", 4: "concurrency"}
+
+
+class RedisCounters:
+    def __init__(self, client: aioredis.Redis, prefix: str = "passerelle:",
+                 max_cache_entry_bytes: int = 1 << 20) -> None:
+        self._redis = client
+        self.prefix = prefix
+        self._max_cache_entry_bytes = max_cache_entry_bytes
+        # redis-py runs EVALSHA and loads the script on NOSCRIPT (a restarted or new server).
+        self._admit = client.register_script(ADMIT)
+        self._settle = client.register_script(SETTLE)
+
+    @classmethod
+    async def connect(cls, url: str, prefix: str = "passerelle:",
+                      max_cache_entry_bytes: int = 1 << 20) -> RedisCounters:
+        client = aioredis.Redis.from_url(url, decode_responses=False)
+        try:
+            await client.ping()
+        except BaseException:
+            await client.aclose()
+            raise
+        return cls(client, prefix, max_cache_entry_bytes)
+
+    async def ping(self) -> None:
+        await self._redis.ping()
+
+    async def aclose(self) -> None:
+        await self._redis.aclose()
+
+    async def admit(self, request_id: str, charges: Sequence[Charge], reserve_pico: int,
+                    buckets: Sequence[Bucket], slots: Sequence[Slot]) -> Admission:
+        keys = self._keys(charges, buckets, slots)
+        args: list[str | int] = [len(charges), len(buckets), len(slots), reserve_pico, request_id]
+        args += ["" if c.limit_pico is None else str(c.limit_pico - reserve_pico) for c in charges]
+        for b in buckets:
+            args += [b.capacity, repr(float(b.refill_per_s)), b.cost]
+        for s in slots:
+            args += [s.limit, s.lease_s * 1000]
+        reply: list[Any] = await self._admit(keys=keys, args=args)
+        code, index, retry, tokens, missing = reply
+        levels = {b.counter: bucket_level(b, float(t)) for b, t in zip(buckets, tokens, strict=True)}
+        if code == 0:
+            return Admission(ok=True, levels=levels)
+        reason = REASONS[code]
+        if reason == "unseeded":
+            return Admission(ok=False, reason=reason, missing=[charges[i].counter for i in missing], levels=levels)
+        denied = (charges if reason == "budget" else buckets if reason == "rate" else slots)[index].counter
+        return Admission(ok=False, denied_by=denied, reason=reason, retry_after=float(retry) if retry else None,
+                         levels=levels)
+
+    async def settle(self, request_id: str, charges: Sequence[Charge], reserved_pico: int, actual_pico: int,
+                     buckets: Sequence[Bucket], actual_costs: Sequence[int], slots: Sequence[Slot]) -> list[str]:
+        keys = self._keys(charges, buckets, slots)
+        args: list[str | int] = [len(charges), len(buckets), len(slots), actual_pico - reserved_pico, request_id]
+        for c in charges:
+            args += ["", ""] if c.limit_pico is None else [c.limit_pico, c.limit_pico + reserved_pico]
+        for b, actual in zip(buckets, actual_costs, strict=True):
+            args += [b.capacity, repr(float(b.refill_per_s)), b.cost - actual]
+        crossed: list[int] = await self._settle(keys=keys, args=args)
+        return [charges[i].counter for i in crossed]
+
+    async def seed(self, counter: str, value_pico: int, ttl_s: int | None) -> None:
+        await self._redis.set(self._charge_key(counter), value_pico, nx=True,
+                              ex=max(1, ttl_s) if ttl_s is not None else None)
+
+    async def committed(self, counters: Sequence[str]) -> list[int | None]:
+        if not counters:
+            return []
+        values: list[bytes | str | None] = await self._redis.mget([self._charge_key(c) for c in counters])
+        return [None if v is None else int(v) for v in values]
+
+    async def first_time(self, flag: str, ttl_s: int) -> bool:
+        return bool(await self._redis.set(f"{self.prefix}f:{flag}", 1, nx=True, ex=max(1, ttl_s)))
+
+    async def cache_get(self, key: str) -> bytes | None:
+        value = await self._redis.get(f"{self.prefix}r:{key}")
+        return value.encode() if isinstance(value, str) else value  # str only with decode_responses
+
+    async def cache_set(self, key: str, value: bytes, ttl_s: float) -> None:
+        if ttl_s <= 0 or len(value) > self._max_cache_entry_bytes:
+            return
+        await self._redis.set(f"{self.prefix}r:{key}", value, px=max(1, math.ceil(ttl_s * 1000)))
+
+    def _charge_key(self, counter: str) -> str:
+        return f"{self.prefix}c:{counter}"
+
+    def _keys(self, charges: Sequence[Charge], buckets: Sequence[Bucket], slots: Sequence[Slot]) -> list[str]:
+        return ([self._charge_key(c.counter) for c in charges] + [f"{self.prefix}b:{b.counter}" for b in buckets]
+                + [f"{self.prefix}s:{s.counter}" for s in slots])
