@@ -127,7 +127,7 @@ def test_max_open_and_soak_growth() -> None:
 
 
 def test_full_features_hook() -> None:
-    assert unavailable("passerelle-full", None) == FULL_FEATURES_MISSING
+    assert unavailable("passerelle-full", None) is None  # metering, budgets and limits exist now
     assert unavailable("passerelle", None) is None
     assert unavailable("litellm", None) == "skipped: not installed"
     failed = LiteLLMInstall(False, None, "pip install 'litellm[proxy]' failed (exit 1):\nNo matching distribution")

@@ -132,11 +132,6 @@ def test_usage_csv_and_json_add_up_to_the_ledger(tmp_path: Path) -> None:
     assert "unknown dimension" in run(home, "usage", "--by", "colour", code=1).stderr
 
 
-def test_serve_refuses_several_workers_on_in_process_counters(tmp_path: Path) -> None:
-    result = run(tmp_path / "data", "serve", "--workers", "2", code=2)
-    assert "store.backend: postgres" in result.stderr and "metering.enabled: false" in result.stderr
-
-
 @pytest.fixture
 def scale_out_config(tmp_path: Path) -> Any:
     schema, prefix = f"test_{uuid.uuid4().hex}", f"test:{uuid.uuid4().hex}:"

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -150,3 +151,35 @@ def test_client_hang_up_stops_the_upstream_stream(tmp_path: Path, engine: str) -
     finally:
         gateway.stop()
         slow.stop()
+
+
+WORKERS_LIMIT_CONFIG = """
+providers: {sim: {type: simulator}}
+models: {m: {deployments: [{provider: sim}]}}
+keys: [{name: app, key: sk-two-workers}]
+metering:
+  rate_limits: [{scope: key, scope_id: app, rpm: 8}]
+"""
+
+
+def test_two_embedded_workers_share_one_rate_limit(tmp_path: Path) -> None:
+    """Each worker is its own process: the limit holds across them (a SQLite file they share),
+    rather than once per worker."""
+    gateway = start_gateway(tmp_path, WORKERS_LIMIT_CONFIG, workers=2)
+    try:
+        def one(_: int) -> int:
+            # A connection each, several at once, so that both workers take some.
+            return httpx.post(gateway.url + "/v1/chat/completions", headers={"authorization": "Bearer sk-two-workers"},
+                              json={"model": "m", "messages": [{"role": "user", "content": "hi"}]},
+                              timeout=10).status_code
+
+        with ThreadPoolExecutor(8) as pool:
+            codes = list(pool.map(one, range(24)))
+    finally:
+        gateway.stop()
+    # Request ids start with a per-process prefix: both workers answered.
+    workers = {line.split('"request_id":"')[1][:20] for line in gateway.logs().splitlines()
+               if '"event":"request"' in line}
+    assert len(workers) == 2
+    # 8 a minute, refilled at 8/60 a second: at most one more refilled during the test.
+    assert 8 <= codes.count(200) <= 9 and codes.count(429) == 24 - codes.count(200)

@@ -68,6 +68,21 @@ async def test_an_old_sqlite_file_upgrades_and_keeps_its_settings(tmp_path: Path
     assert sqlite_versions(path) == [LATEST_VERSION]
 
 
+async def test_sqlite_instances_opening_together_share_one_store(tmp_path: Path) -> None:
+    # Like the worker processes of ``serve --workers N``: each opens (and would migrate) the same file.
+    path = tmp_path / "passerelle.db"
+    stores = await asyncio.gather(*(asyncio.to_thread(SQLiteStore, path) for _ in range(4)))
+    try:
+        await stores[0].create_tenant(tenant("acme"))
+        for store in stores:
+            assert await store.version() == 1
+            assert [t.id for t in (await store.snapshot()).tenants] == ["acme"]
+    finally:
+        for store in stores:
+            await store.aclose()
+    assert sqlite_versions(path) == [m.version for m in SQLITE_MIGRATIONS]
+
+
 async def test_sqlite_refuses_a_schema_from_the_future(tmp_path: Path) -> None:
     path = tmp_path / "passerelle.db"
     SQLiteStore(path)._db.close()

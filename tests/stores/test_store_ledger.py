@@ -3,6 +3,8 @@ against the same sum computed in Python over the records."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import itertools
 import random
 import time
@@ -239,3 +241,20 @@ async def test_spend_pico(store: SQLStore) -> None:
     assert await store.spend_pico("tenant", "nobody", 0) == 0
     with pytest.raises(ValueError, match="scope"):
         await store.spend_pico("org", "acme", 0)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("delay", [0, 0.0002, 0.0005, 0.001, 0.002, 0.004, 0.008, 0.05])
+async def test_a_cancelled_append_keeps_all_or_nothing_and_the_store_usable(store: SQLStore, delay: float) -> None:
+    # The ledger writer is cancelled at shutdown, at any point of its transaction (the delays aim at
+    # different points; whichever is hit, the batch is whole or absent).
+    batch = [usage(f"r{i:04d}", T0 + i, cost_pico=1) for i in range(300)]
+    task = asyncio.create_task(store.append_usage(batch))
+    await asyncio.sleep(delay)
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    kept = len(await store.usage_records())
+    assert kept in (0, 300)
+    await store.append_usage([usage("after", T0 - 1, cost_pico=5)])
+    assert (await store.report(ReportQuery()))[0].cost_pico == kept + 5
+    assert await store.version() == 0

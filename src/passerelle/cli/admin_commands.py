@@ -147,7 +147,7 @@ async def _run(command: Command, a: argparse.Namespace) -> int:
     config = load(a)
     if config is None:
         return 2
-    from passerelle.server.gateway import open_stores  # the server's imports, only once a command runs
+    from passerelle.stores.factory import open_stores  # the server's imports, only once a command runs
 
     try:
         store, counters = await open_stores(config, resolve_home(a, config))

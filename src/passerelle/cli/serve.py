@@ -52,7 +52,7 @@ async def resolve_admin_key(store: Store, env: dict[str, str]) -> tuple[str, str
 
 
 async def _admin_key(config: Config, home: Path) -> tuple[str, str | None]:
-    from passerelle.server.gateway import open_stores
+    from passerelle.stores.factory import open_stores
 
     store, counters = await open_stores(config, home)
     try:
@@ -80,16 +80,6 @@ def banner(config: Config, host: str, port: int, workers: int, home: Path, new_k
     return "\n".join(lines)
 
 
-def embedded_workers_problem(config: Config, workers: int) -> str | None:
-    """In-process counters live in one process: with several workers each would enforce budgets
-    and rate limits alone, multiplying them by the number of workers."""
-    if config.store.backend == "embedded" and workers > 1 and config.metering.enabled:
-        return (f"{workers} workers cannot share the embedded store's in-process counters, so budgets and rate "
-                "limits would not hold across them. Use store.backend: postgres (with postgres_dsn and "
-                "redis_url) for several workers, or set metering.enabled: false, or run one worker.")
-    return None
-
-
 def serve(args: argparse.Namespace) -> int:
     path = config_path(args)
     config = load(args)
@@ -100,10 +90,6 @@ def serve(args: argparse.Namespace) -> int:
     port = args.port if args.port is not None else config.server.port
     workers = args.workers or config.server.workers
     engine = args.engine or config.server.engine
-    problem = embedded_workers_problem(config, workers)
-    if problem:
-        print(f"passerelle: refusing to start: {problem}", file=sys.stderr)
-        return 2
     try:
         admin_sha, new_key = asyncio.run(_admin_key(config, home))
     except Exception as exc:
@@ -112,6 +98,12 @@ def serve(args: argparse.Namespace) -> int:
     os.environ["PASSERELLE_HOME"] = str(home)
     os.environ["PASSERELLE_CONFIG"] = str(Path(path).resolve()) if path else ""
     os.environ["PASSERELLE_ADMIN_KEY_SHA256"] = admin_sha
+    os.environ["PASSERELLE_WORKERS"] = str(workers)
+    if config.store.backend == "embedded":
+        # The workers' shared counters start afresh: budgets are re-seeded from the ledger (which
+        # a graceful stop flushed), so reservations left by a crash do not linger.
+        for suffix in ("", "-wal", "-shm"):
+            (home / f"counters.db{suffix}").unlink(missing_ok=True)
     if workers > 1:
         metrics_dir = home / "metrics"
         shutil.rmtree(metrics_dir, ignore_errors=True)

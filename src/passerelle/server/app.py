@@ -192,7 +192,8 @@ def create_app(config: Config | None = None, data_dir: Path | None = None,
         setup_logging(cfg.server.log_level)
         home = data_dir or Path(os.environ.get("PASSERELLE_HOME") or cfg.server.data_dir or default_home())
         admin = admin_key_sha256 or os.environ.get("PASSERELLE_ADMIN_KEY_SHA256")
-        gateway = await Gateway.open(cfg, home, admin)
+        workers = int(os.environ.get("PASSERELLE_WORKERS") or cfg.server.workers)
+        gateway = await Gateway.open(cfg, home, admin, workers)
         log("worker_ready", logging.INFO, pid=os.getpid(), providers=sorted(cfg.providers))
         return gateway
 

@@ -18,28 +18,7 @@ from passerelle.providers.registry import build_providers
 from passerelle.routing.router import Router
 from passerelle.routing.table import RoutingTable
 from passerelle.stores.base import Counters, Store
-
-
-async def open_stores(config: Config, data_dir: Path) -> tuple[Store, Counters]:
-    """The configured backend pair: embedded (SQLite + in-process) or scale-out (PostgreSQL + Redis)."""
-    if config.store.backend == "postgres":
-        from passerelle.stores.counters_redis import RedisCounters
-        from passerelle.stores.postgres import PostgresStore
-
-        assert config.store.postgres_dsn and config.store.redis_url  # checked by the config loader
-        store = await PostgresStore.connect(config.store.postgres_dsn, config.store.postgres_schema)
-        try:
-            counters: Counters = await RedisCounters.connect(config.store.redis_url, config.store.redis_prefix,
-                                                             config.cache.max_entry_bytes)
-        except BaseException:
-            await store.aclose()
-            raise
-        return store, counters
-    from passerelle.stores.counters_memory import MemoryCounters
-    from passerelle.stores.sqlite import SQLiteStore
-
-    return SQLiteStore(data_dir / "passerelle.db"), MemoryCounters(config.cache.max_entries,
-                                                                    max_cache_entry_bytes=config.cache.max_entry_bytes)
+from passerelle.stores.factory import open_stores
 
 
 @dataclass(slots=True)
@@ -63,9 +42,10 @@ class Gateway:
         return self.policies.current.keys
 
     @classmethod
-    async def open(cls, config: Config, data_dir: Path, admin_key_sha256: str | None) -> Gateway:
+    async def open(cls, config: Config, data_dir: Path, admin_key_sha256: str | None, workers: int = 1,
+                   ) -> Gateway:
         catalog = Catalog.load(config.metering.prices)
-        store, counters = await open_stores(config, data_dir)
+        store, counters = await open_stores(config, data_dir, workers)
         http = HttpClient()
         providers = build_providers(config.providers, http)
         table = RoutingTable(config, providers, catalog)

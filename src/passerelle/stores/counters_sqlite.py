@@ -5,8 +5,9 @@ would enforce every budget and rate limit once per worker (N workers, N times th
 operation is one short transaction on one connection per process, so the processes stay exact.
 
 - Writes open with ``BEGIN IMMEDIATE``: a transaction takes the file's write lock before it reads, so
-  processes queue on the busy timeout instead of failing on a lock upgrade.  Each reads the few rows
-  involved, decides with the pure rules of ``counters_memory`` (the same as every backend), writes.
+  processes queue on the busy timeout (5 s, then ``sqlite3.OperationalError``) instead of failing on a
+  lock upgrade.  Each reads the few rows involved, decides with the pure rules of ``counters_memory``
+  (the same as every backend), writes, commits.
 - SQLite blocks, so the calls run on a dedicated single-thread executor rather than ``asyncio.to_thread``:
   a burst of admissions then queues there instead of parking the default pool's threads (the ledger's,
   DNS lookups') on the connection's lock.
@@ -15,8 +16,8 @@ operation is one short transaction on one connection per process, so the process
   backend's monotonic clock is per process).
 - Not durable on purpose: WAL with ``synchronous=OFF`` never waits for the disk.  A crashed process loses
   nothing (its writes are in the OS cache); a crashed machine may lose or corrupt the file, and deleting it
-  is safe: missing budget counters are re-seeded from the ledger, buckets restart full, slots, alert flags
-  and the cache restart empty.
+  (gateway stopped) is safe: missing budget counters are re-seeded from the ledger, buckets restart full,
+  slots, alert flags and the cache restart empty.
 - Expired rows read as absent; the write transaction that meets one deletes it, and each process sweeps
   every table once a minute.
 - The response cache holds at most ``max_cache_entries``, evicting the oldest *inserted* (a ``cache_set``
@@ -78,12 +79,16 @@ class SQLiteCounters:
         self._lock = threading.Lock()  # the executor has one thread: this only guards against other callers
         self._conn: sqlite3.Connection | None = None  # opened on the worker thread by the first call
         self._next_sweep = 0.0
+        self._closed = False
 
     async def ping(self) -> None:
         await self._call(lambda db: db.execute("SELECT 1").fetchall())
 
     async def aclose(self) -> None:
-        try:
+        if self._closed:
+            return
+        self._closed = True
+        try:  # queued behind the calls still pending, which therefore complete
             await asyncio.get_running_loop().run_in_executor(self._executor, self._close)
         finally:
             self._executor.shutdown(wait=False)

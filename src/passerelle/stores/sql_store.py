@@ -11,6 +11,9 @@ Choices the protocol leaves open, the same on both backends:
 - The ledger ignores a record whose request id it already holds (a batch retried after a timeout
   must not fail the writer nor count twice).
 - Times of day are UTC and taken from the whole second (``ts`` truncated), identically in both.
+- Report rows come sorted by their group values (``None`` first), sorted in Python so that no
+  database collation changes the order.  Sums are exact integers; SQLite's stop at 2**63 pico-USD
+  (about $9.2M in one report row: it raises rather than round), PostgreSQL's do not.
 """
 
 from __future__ import annotations
@@ -107,8 +110,9 @@ class SQLStore(ABC):
 
     @abstractmethod
     def _transaction(self, kind: TxKind) -> AbstractAsyncContextManager[Conn]:
-        """"read": one consistent snapshot; "write": excludes every other identity/policy writer, so
-        checks then writes cannot race; "plain": an ordinary write transaction (ledger, settings)."""
+        """A transaction of one of three kinds.  ``read``: one consistent snapshot.  ``write``: excludes
+        every other identity/policy writer (of any instance), so checks-then-writes cannot race and the
+        version bump lands in the same commit.  ``plain``: an ordinary write (ledger, settings)."""
 
     @abstractmethod
     async def _query(self, sql: str, *args: object) -> list[Row]:

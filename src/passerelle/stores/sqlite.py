@@ -55,10 +55,15 @@ class SQLiteStore(SQLStore):
         self._tokens = itertools.count(1)
         self._open: int | None = None  # the token of the transaction in progress
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA busy_timeout=5000")
-        self._db.execute("PRAGMA foreign_keys=ON")
-        migrate_sqlite(self._db)
+        try:
+            # Worker processes of one machine open the same file: wait for each other's locks, never fail.
+            self._db.execute("PRAGMA busy_timeout=5000")
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            migrate_sqlite(self._db)
+        except BaseException:
+            self._db.close()
+            raise
 
     # synchronous access for the CLI, before any event loop runs
     def _run(self, sql: str, params: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
