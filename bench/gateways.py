@@ -43,12 +43,21 @@ FULL_FEATURES_OVERLAY: dict[str, Any] | None = {
 }
 FULL_FEATURES_MISSING = "skipped: the full-features overlay is not set"
 
+# "passerelle-scaleout": the full features on the scale-out backend (PostgreSQL + Redis, as several
+# instances behind a load balancer would share them).  Its schema and key prefix are emptied before
+# each start; skipped when either service does not answer.
+SCALEOUT_POSTGRES = os.environ.get("PASSERELLE_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+SCALEOUT_REDIS = os.environ.get("PASSERELLE_BENCH_REDIS", "redis://127.0.0.1:6379/0")
+SCALEOUT_SCHEMA = "passerelle_bench"
+SCALEOUT_PREFIX = "passerelle-bench:"
+
 DESCRIPTIONS = {
     "direct": "load generator straight to the upstream simulator (the floor)",
     "passthrough": "raw ASGI on granian + one pooled aiohttp client + orjson, no validation or auth (Python floor)",
     "passerelle": "Passerelle, default features, virtual key as Bearer, OpenAI dialect to an openai provider",
     "passerelle-granian": "Passerelle as above, served by granian instead of uvicorn",
     "passerelle-full": "Passerelle with metering, a hard budget, a soft budget and rate limits on",
+    "passerelle-scaleout": "passerelle-full on PostgreSQL + Redis (the multi-instance backend)",
     "litellm": "LiteLLM proxy, config of peers.md, master key as Bearer",
 }
 
@@ -89,10 +98,45 @@ def passerelle_config(upstream_port: int, workers: int, data_dir: Path, *, full:
     return config
 
 
+def scaleout_overlay() -> dict[str, Any]:
+    return {"store": {"backend": "postgres", "postgres_dsn": SCALEOUT_POSTGRES, "postgres_schema": SCALEOUT_SCHEMA,
+                      "redis_url": SCALEOUT_REDIS, "redis_prefix": SCALEOUT_PREFIX}}
+
+
+def reset_scaleout() -> str | None:
+    """Empty the benchmark's schema and keys; the reason it cannot, or None."""
+    import asyncio
+
+    async def reset() -> None:
+        import asyncpg
+        import redis.asyncio as aioredis
+
+        conn = await asyncpg.connect(SCALEOUT_POSTGRES, timeout=5)
+        try:
+            await conn.execute(f"DROP SCHEMA IF EXISTS {SCALEOUT_SCHEMA} CASCADE")
+        finally:
+            await conn.close()
+        client = aioredis.from_url(SCALEOUT_REDIS, socket_timeout=5)
+        try:
+            keys = [k async for k in client.scan_iter(match=SCALEOUT_PREFIX + "*", count=1000)]
+            if keys:
+                await client.delete(*keys)
+        finally:
+            await client.aclose()
+
+    try:
+        asyncio.run(reset())
+    except Exception as exc:  # not reachable, not installed: the gateway is skipped with the reason
+        return f"skipped: PostgreSQL or Redis not usable ({exc.__class__.__name__}: {exc})"
+    return None
+
+
 def unavailable(name: str, litellm: peer_litellm.LiteLLMInstall | None) -> str | None:
     """Why a gateway cannot run in this run, or None."""
-    if name == "passerelle-full" and FULL_FEATURES_OVERLAY is None:
+    if name in ("passerelle-full", "passerelle-scaleout") and FULL_FEATURES_OVERLAY is None:
         return FULL_FEATURES_MISSING
+    if name == "passerelle-scaleout":
+        return reset_scaleout()
     if name == "litellm":
         if litellm is None:
             return "skipped: not installed"
@@ -121,11 +165,17 @@ def start(name: str, upstream_port: int, workers: int, work: Path, tag: str) -> 
                "--workers", str(workers)]
         proc = Proc(name, cmd, log, env=_env(), cwd=REPO)
         return Endpoint(name, base + CHAT_PATH, {"authorization": "Bearer sk-unused"}, base + "/health", proc)
-    if name in ("passerelle", "passerelle-granian", "passerelle-full"):
+    if name in ("passerelle", "passerelle-granian", "passerelle-full", "passerelle-scaleout"):
         data = work / f"{tag}-{name}-data"
         data.mkdir(parents=True, exist_ok=True)
-        config = passerelle_config(upstream_port, workers, data, full=name == "passerelle-full",
+        full = name in ("passerelle-full", "passerelle-scaleout")
+        config = passerelle_config(upstream_port, workers, data, full=full,
                                    engine="granian" if name == "passerelle-granian" else "uvicorn")
+        if name == "passerelle-scaleout":
+            problem = reset_scaleout()
+            if problem:
+                raise RuntimeError(problem)
+            config = deep_merge(config, scaleout_overlay())
         path = work / f"{tag}-{name}.yaml"
         path.write_text(json.dumps(config, indent=2))  # JSON is YAML
         env = _env()

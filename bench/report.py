@@ -9,7 +9,8 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-GATEWAY_ORDER = ("direct", "passthrough", "passerelle", "passerelle-granian", "passerelle-full", "litellm")
+GATEWAY_ORDER = ("direct", "passthrough", "passerelle", "passerelle-granian", "passerelle-full", "passerelle-scaleout",
+                 "litellm")
 # passerelle-granian (the same gateway on the other HTTP server) runs only when asked for.
 DEFAULT_GATEWAYS = tuple(g for g in GATEWAY_ORDER if g != "passerelle-granian")
 SCENARIO_ORDER = ("small", "stream", "large", "concurrent")
@@ -283,14 +284,13 @@ def verdicts(result: Mapping[str, Any]) -> list[dict[str, str]]:
     gateways: Mapping[str, Any] = result.get("gateways", {})
     out: list[dict[str, str]] = []
     measured = {s["gateway"] for s in steps}
-    ran = [g for g in ("passerelle", "passerelle-full") if g in measured]
-    full_ok = "passerelle-full" in ran
+    ran = [g for g in ("passerelle", "passerelle-full", "passerelle-scaleout") if g in measured]
     for gw in ran or ["passerelle"]:
         # 1. added latency at 200 RPS, small, non-streaming
         target = (f"added p50 <= {TARGET_ADDED_P50_MS:g} ms and p99 <= {TARGET_ADDED_P99_MS:g} ms at "
                   f"{TARGET_RATE:g} RPS, small, non-streaming")
-        if gw == "passerelle" and not full_ok:
-            target += " (auth on; metering not built yet)"
+        if gw == "passerelle":
+            target += " (auth and ledger metering on)"
         step = find_step(steps, gw, "small", TARGET_RATE)
         if step is None or step.get("added_ms") is None:
             out.append(_verdict(target, gw, "NOT RUN", f"no small step at {TARGET_RATE:g} RPS for {gw} and direct"))

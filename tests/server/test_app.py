@@ -47,7 +47,7 @@ async def test_models_follow_the_caller_dialect(client: httpx.AsyncClient) -> No
 async def test_operations(client: httpx.AsyncClient) -> None:
     health = await client.get("/health")
     assert health.json() == {"status": "ok"} and health.headers["x-request-id"].startswith("req_")
-    assert (await client.get("/ready")).json() == {"status": "ready", "store": "ok"}
+    assert (await client.get("/ready")).json() == {"status": "ready", "store": "ok", "counters": "ok"}
     await client.post("/v1/chat/completions", json=GOOD_O, headers=O_HEADERS)
     metrics = (await client.get("/metrics")).text
     assert 'passerelle_requests_total{model="gpt-4o",route="chat_completions",status="200"}' in metrics

@@ -90,13 +90,14 @@ async def ready(gw: Gateway, scope: Scope, receive: Receive, send: Send, headers
     if gw.draining:
         await send_bytes(send, 503, b'{"status":"draining"}', _ids(headers))
         return
-    try:
-        await gw.store.ping()
-    except Exception as exc:
-        body = msgspec.json.encode({"status": "unavailable", "store": f"{exc.__class__.__name__}: {exc}"})
-        await send_bytes(send, 503, body, _ids(headers))
-        return
-    await send_bytes(send, 200, b'{"status":"ready","store":"ok"}', _ids(headers))
+    for name, part in (("store", gw.store), ("counters", gw.counters)):
+        try:
+            await part.ping()
+        except Exception as exc:
+            body = msgspec.json.encode({"status": "unavailable", name: f"{exc.__class__.__name__}: {exc}"})
+            await send_bytes(send, 503, body, _ids(headers))
+            return
+    await send_bytes(send, 200, b'{"status":"ready","store":"ok","counters":"ok"}', _ids(headers))
 
 
 async def prometheus(gw: Gateway, scope: Scope, receive: Receive, send: Send, headers: Mapping[str, str]) -> None:
