@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from passerelle import __version__
-from passerelle.cli import admin_commands, serve
+from passerelle.cli import admin_commands, scan, serve
 
 
 def parser() -> argparse.ArgumentParser:
@@ -15,6 +15,7 @@ def parser() -> argparse.ArgumentParser:
     sub = root.add_subparsers(dest="command", required=True)
     serve.add_parsers(sub)
     admin_commands.add_parsers(sub)
+    scan.add_parsers(sub)
     return root
 
 

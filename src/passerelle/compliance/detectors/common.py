@@ -1,0 +1,149 @@
+"""What the pattern detectors share: the detector shape, span helpers, lookalike tests."""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Sequence
+from itertools import pairwise
+
+from stdnum import isbn
+
+from passerelle.compliance.context import near
+from passerelle.compliance.findings import Finding, Pattern
+
+_SEPARATORS = str.maketrans("", "", " -./")
+DIGITS = frozenset("0123456789")
+ALNUM_UPPER = frozenset("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+
+
+class PatternDetector:
+    """A detector made only of single-pass patterns (``scan`` finds nothing more)."""
+
+    name: str = ""
+    types: frozenset[str] = frozenset()
+    _patterns: tuple[Pattern, ...] = ()
+
+    @property
+    def patterns(self) -> Sequence[Pattern]:
+        return self._patterns
+
+    def scan(self, text: str) -> list[Finding]:
+        return []
+
+
+def compact(value: str) -> str:
+    """The value without spaces, dashes, dots and slashes."""
+    return value.translate(_SEPARATORS)
+
+
+def value_start(text: str, start: int, end: int, chars: frozenset[str]) -> int:
+    """Start of the run of ``chars`` that ends at ``end``: the value after a keyword and its gap."""
+    i = end
+    while i > start and text[i - 1] in chars:
+        i -= 1
+    return i
+
+
+def extend(text: str, end: int, chars: frozenset[str], limit: int = 4096) -> int:
+    """End of the run of ``chars`` that continues at ``end`` (patterns match a fixed minimum)."""
+    stop = min(len(text), end + limit)
+    while end < stop and text[end] in chars:
+        end += 1
+    return end
+
+
+def tail(text: str, start: int, end: int, chars: frozenset[str], score: float, entity: str,
+         min_len: int = 1, need_digit: bool = False, subtype: str | None = None) -> Finding | None:
+    """The finding for the value that ends a keyword-prefixed match."""
+    begin = value_start(text, start, end, chars)
+    value = text[begin:end]
+    if len(value) < min_len or (need_digit and not any(c in DIGITS for c in value)):
+        return None
+    return Finding(entity, begin, end, score, subtype)
+
+
+def one_separator_kind(value: str) -> bool:
+    """Digit groups separated consistently ("4111 1111-1111.1111" is not a card as written)."""
+    return len({c for c in value if not c.isalnum()}) <= 1
+
+
+def looks_like_isbn(digits: str) -> bool:
+    return len(digits) == 13 and digits[:3] in ("978", "979") and isbn.is_valid(digits)
+
+
+def looks_like_timestamp(digits: str) -> bool:
+    """Epoch seconds or milliseconds of 2000-2040, or a compact date-time (YYYYMMDD[hhmm[ss]])."""
+    n = len(digits)
+    if n in (10, 13):
+        seconds = int(digits) // (1000 if n == 13 else 1)
+        return 946_684_800 <= seconds <= 2_208_988_800
+    if n in (8, 12, 14) and digits[:2] in ("19", "20"):
+        try:
+            datetime.datetime(int(digits[:4]), int(digits[4:6]), int(digits[6:8]),
+                              int(digits[8:10] or 0), int(digits[10:12] or 0), int(digits[12:14] or 0))
+        except ValueError:
+            return False
+        return True
+    return False
+
+
+def looks_like_date(value: str) -> bool:
+    """2024-01-15, 15/01/2024, 15.01.24: dates that digit-group patterns also match."""
+    parts = [p for p in value.replace("/", "-").replace(".", "-").replace(" ", "-").split("-") if p]
+    if len(parts) != 3 or not all(p.isdigit() for p in parts):
+        return False
+    a, b, c = parts
+    if len(a) == 4:
+        year, month, day = a, b, c
+    elif len(c) in (2, 4):
+        year, month, day = c, b, a
+    else:
+        return False
+    if not (1 <= int(month) <= 12 and 1 <= int(day) <= 31) and not (1 <= int(day) <= 12 and 1 <= int(month) <= 31):
+        return False
+    return len(year) in (2, 4)
+
+
+def continues(text: str, start: int, end: int, sep: str) -> bool:
+    """Whether a grouped number is one part of a longer one: another 4-digit group is glued on."""
+    before = text[max(0, start - 6):start]
+    after = text[end:end + 6]
+    glued_before = len(before) >= 5 and before[-1] == sep and before[-5:-1].isdigit() and (
+        len(before) < 6 or not before[-6].isalnum())
+    glued_after = len(after) >= 5 and after[0] == sep and after[1:5].isdigit() and (
+        len(after) < 6 or not after[5].isalnum())
+    return glued_before or glued_after
+
+
+def glued(text: str, start: int, end: int) -> bool:
+    """A digit group right before or after ("6000 0112 3456" inside an IBAN, "2.418 884 326 5857"): the
+    candidate is a piece of a longer number."""
+    before = text[max(0, start - 2):start]
+    after = text[end:end + 2]
+    return (len(before) == 2 and before[1] in " .-/" and before[0].isdigit()) or \
+        (len(after) == 2 and after[0] in " .-/" and after[1].isdigit())
+
+
+def trivial_digits(digits: str) -> bool:
+    """0000000000, 0123456789, 9876543210: placeholders and alphabets, not numbers anyone holds."""
+    if len(set(digits)) == 1:
+        return True
+    steps = {(int(b) - int(a)) % 10 for a, b in pairwise(digits)}
+    return steps in ({1}, {9})
+
+
+def a_reference(text: str, start: int, own_context: bool) -> bool:
+    """An order, parcel or invoice number, an amount: said so just before, and not contradicted."""
+    return not own_context and near(text, start, "reference")
+
+
+def in_decimal(text: str, start: int, end: int) -> bool:
+    """The digits are one side of a decimal number: 0.5003434939999352 holds no card number."""
+    return (start >= 2 and text[start - 1] == "." and text[start - 2].isdigit()) or \
+        (text[end:end + 1] == "." and text[end + 1:end + 2].isdigit())
+
+
+def embedded(text: str, start: int, end: int) -> bool:
+    """Part of a decimal number or hyphenated into an identifier ("key-0123456789", "0612345678-b")."""
+    return in_decimal(text, start, end) or (start >= 2 and text[start - 1] in "-_" and text[start - 2].isalnum()) \
+        or (text[end:end + 1] in ("-", "_") and text[end + 1:end + 2].isalnum())

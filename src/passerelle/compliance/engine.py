@@ -1,0 +1,167 @@
+"""The detection engine: every detector's patterns in one Hyperscan database, one pass per text.
+
+Hyperscan (block mode, ``HS_FLAG_SOM_LEFTMOST``) reports each match end with its leftmost start,
+so a pattern yields several candidates where a run can end in several places (digit groups,
+domain labels).  Per pattern, candidates are tried leftmost first and longest first, and a
+candidate overlapping one already accepted for that pattern is skipped: the validator runs only
+until one candidate of a region holds, which is what makes a spaced IBAN followed by a word, or a
+card number followed by more digit groups, come out right.
+
+Scores follow bands so that overlaps resolve the way a reader expects:
+  ~1.0  checksum-validated and confirmed by context       0.9-0.95  checksum-validated
+  0.8-0.9  specific shape without checksum (e-mail, AWS key, keyword + value)
+  0.5-0.7  loose shape (URL, address, grouped number without its keyword)
+Overlapping findings are resolved by score, then length: a SIRET beats the SIREN inside it, a card
+number beats the URL around it.
+
+Hyperscan works on UTF-8 bytes; findings carry Python string offsets.  Pure-ASCII text (the common
+case) needs no conversion.
+"""
+
+from __future__ import annotations
+
+import threading
+from bisect import bisect_right
+from collections.abc import Collection, Sequence
+from itertools import pairwise
+
+import hyperscan
+
+from passerelle.compliance.findings import ENTITY_TYPES, Detector, Finding, Pattern
+
+# UTF-8 continuation bytes: a string offset is the count of the other bytes before it.
+_CONTINUATION = bytes(range(0x80, 0xC0))
+
+
+def resolve(findings: list[Finding]) -> list[Finding]:
+    """Non-overlapping findings sorted by start; on overlap the higher score, then the longer, wins."""
+    findings = [f for f in findings if f.end > f.start]
+    findings.sort(key=lambda f: (f.start, -f.end))
+    if all(a.end <= b.start for a, b in pairwise(findings)):
+        return findings
+    ranked = sorted(findings, key=lambda f: (-f.score, f.start - f.end, f.start, f.type))
+    starts: list[int] = []
+    ends: list[int] = []
+    kept: list[Finding] = []
+    for f in ranked:
+        i = bisect_right(starts, f.start)
+        if (i and ends[i - 1] > f.start) or (i < len(starts) and starts[i] < f.end):
+            continue
+        starts.insert(i, f.start)
+        ends.insert(i, f.end)
+        kept.insert(i, f)
+    return kept
+
+
+class Engine:
+    """Compiles once at construction; ``scan`` is thread-safe (one Hyperscan scratch per thread)."""
+
+    def __init__(self, detectors: Sequence[Detector]) -> None:
+        self.detectors: tuple[Detector, ...] = tuple(detectors)
+        patterns: list[Pattern] = []
+        produces: list[frozenset[str]] = []  # the types a pattern's validator may return
+        for detector in self.detectors:
+            for pattern in detector.patterns:
+                if pattern.entity not in ENTITY_TYPES:
+                    raise ValueError(f"pattern {pattern.id!r}: unknown entity type {pattern.entity!r}")
+                patterns.append(pattern)
+                produces.append(detector.types | {pattern.entity})
+        ids = [p.id for p in patterns]
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"duplicate pattern ids: {sorted({i for i in ids if ids.count(i) > 1})}")
+        self._patterns = tuple(patterns)
+        self._produces = tuple(produces)
+        self._database = self._compile(self._patterns) if patterns else None
+        self._local = threading.local()
+        self._masks: dict[frozenset[str], tuple[bool, ...]] = {}
+        self.types: frozenset[str] = frozenset().union(*(d.types for d in self.detectors))
+
+    @staticmethod
+    def _compile(patterns: Sequence[Pattern]) -> hyperscan.Database:
+        database = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
+        flags = [hyperscan.HS_FLAG_SOM_LEFTMOST | (hyperscan.HS_FLAG_CASELESS if p.caseless else 0) for p in patterns]
+        try:
+            database.compile(expressions=[p.regex.encode() for p in patterns], ids=list(range(len(patterns))),
+                             elements=len(patterns), flags=flags)
+        except hyperscan.error as exc:
+            raise ValueError(f"pattern set does not compile: {exc} (pattern {Engine._culprit(patterns, flags)!r})") \
+                from exc
+        return database
+
+    @staticmethod
+    def _culprit(patterns: Sequence[Pattern], flags: Sequence[int]) -> str:
+        """The id of the first pattern that does not compile alone (failure path only)."""
+        for pattern, flag in zip(patterns, flags, strict=True):
+            try:
+                hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK).compile(expressions=[pattern.regex.encode()],
+                                                                         ids=[0], elements=1, flags=[flag])
+            except hyperscan.error:
+                return pattern.id
+        return "?"
+
+    def _scratch(self) -> hyperscan.Scratch:
+        scratch: hyperscan.Scratch | None = getattr(self._local, "scratch", None)
+        if scratch is None:
+            assert self._database is not None
+            scratch = self._local.scratch = self._database.scratch.clone()
+        return scratch
+
+    def _mask(self, wanted: frozenset[str]) -> tuple[bool, ...]:
+        mask = self._masks.get(wanted)
+        if mask is None:
+            mask = tuple(bool(produces & wanted) for produces in self._produces)
+            if len(self._masks) < 256:  # callers use a handful of pack combinations
+                self._masks[wanted] = mask
+        return mask
+
+    def scan(self, text: str, types: Collection[str] | None = None) -> list[Finding]:
+        """Findings in ``text``, sorted by start and non-overlapping; only ``types`` if given."""
+        if not text:
+            return []
+        wanted = None if types is None else frozenset(types)
+        found = self._pattern_findings(text, wanted) if self._database is not None else []
+        for detector in self.detectors:
+            if wanted is None or detector.types & wanted:
+                found.extend(detector.scan(text))
+        if wanted is not None:
+            found = [f for f in found if f.type in wanted]
+        return resolve(found)
+
+    def _pattern_findings(self, text: str, wanted: frozenset[str] | None) -> list[Finding]:
+        ascii_only = text.isascii()
+        data = text.encode("ascii") if ascii_only else text.encode("utf-8", "surrogatepass")
+        hits: list[tuple[int, int, int]] = []
+        append = hits.append
+
+        def on_match(pid: int, start: int, end: int, flags: int, context: object) -> None:
+            append((start, -end, pid))  # sorts leftmost first, then longest first
+
+        assert self._database is not None
+        self._database.scan(data, match_event_handler=on_match, scratch=self._scratch())
+        if not hits:
+            return []
+        if wanted is not None:
+            mask = self._mask(wanted)
+            hits = [hit for hit in hits if mask[hit[2]]]
+        hits.sort()
+        patterns = self._patterns
+        accepted_end = [-1] * len(patterns)  # per pattern: candidates inside an accepted one are not tried
+        found: list[Finding] = []
+        byte_at = char_at = 0
+        for start, neg_end, pid in hits:
+            if ascii_only:
+                begin, end = start, -neg_end
+            else:  # starts ascend, so the byte-to-character count is carried along the text
+                char_at += len(data[byte_at:start].translate(None, _CONTINUATION))
+                byte_at = start
+                begin = char_at
+                end = begin + len(data[start:-neg_end].translate(None, _CONTINUATION))
+            if begin < accepted_end[pid]:
+                continue
+            pattern = patterns[pid]
+            finding = (Finding(pattern.entity, begin, end, pattern.score) if pattern.validate is None
+                       else pattern.validate(text, begin, end))
+            if finding is not None:
+                found.append(finding)
+                accepted_end[pid] = max(end, finding.end)
+        return found
