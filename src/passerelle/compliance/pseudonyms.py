@@ -37,14 +37,18 @@ class Vault:
         self._pseudonymizer = pseudonymizer
         self.originals: dict[str, str] = {}  # surrogate -> value
 
+    def pseudonym(self, entity: str, value: str) -> str:
+        """The value's surrogate, remembered for restoration."""
+        surrogate = self._pseudonymizer.surrogate(entity, value)
+        self.originals[surrogate] = value
+        return surrogate
+
     def protect(self, text: str, findings: Iterable[Finding]) -> str:
         """``text`` with each finding's span replaced by its surrogate (findings must not overlap)."""
         out: list[str] = []
         last = 0
         for finding in sorted(findings, key=lambda f: f.start):
-            value = text[finding.start:finding.end]
-            surrogate = self._pseudonymizer.surrogate(finding.type, value)
-            self.originals[surrogate] = value
+            surrogate = self.pseudonym(finding.type, text[finding.start:finding.end])
             out.append(text[last:finding.start])
             out.append(surrogate)
             last = finding.end

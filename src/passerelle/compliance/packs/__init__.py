@@ -1,0 +1,1 @@
+"""The shipped policy packs, as data files (one YAML file per pack)."""
