@@ -1,0 +1,1 @@
+"""The compliance benchmark: `python -m bench.compliance` (see bench/README.md)."""

@@ -1,0 +1,166 @@
+"""French sentences (fr_FR texts); same conventions as templates_en."""
+
+from __future__ import annotations
+
+SUPPORT = {
+    "openers": (
+        "Bonjour, je m'appelle [[PERSON_PLAIN]] et je n'arrive plus à accéder à mon compte.",
+        "Bonjour,",
+        "Madame, Monsieur,",
+        "Bonjour [[FIRST_NAME]],",
+        "De : [[PERSON_PLAIN]] <[[EMAIL]]>\nObjet : compte bloqué",
+        "Demande ouverte par [[PERSON]] ([[EMAIL]]).",
+        "Client : [[PERSON]]\nCanal : téléphone",
+    ),
+    "bodies": (
+        "Depuis hier, la page d'erreur [[URL]] s'affiche à chaque connexion.",
+        "Vous pouvez me rappeler au [[PHONE]] après 18 h.",
+        "Ma nouvelle adresse est le [[ADDRESS]].",
+        "Merci d'envoyer les documents à [[EMAIL]].",
+        "Ma collègue [[PERSON_PLAIN]] est joignable au [[PHONE]].",
+        "L'adresse MAC de la box est [[MAC_ADDRESS]] et elle obtient l'adresse IP [[IP_ADDRESS]].",
+        "Les journaux montrent des connexions depuis [[IP_ADDRESS]], ce n'est pas nous.",
+        "Pour vérifier mon identité : date de naissance [[DATE_OF_BIRTH]], passeport n° [[PASSPORT]].",
+        "Je suis né(e) le [[DATE_OF_BIRTH]], si cela peut vous aider à retrouver mon dossier.",
+        "Mon numéro de permis de conduire est [[DRIVER_LICENSE]].",
+        "Mon numéro de sécurité sociale est le [[FR_NIR]].",
+        "Numéro de sécurité sociale : [[FR_NIR]]",
+        "J'ai payé avec ma carte [[CREDIT_CARD]] mais je n'ai jamais reçu la commande.",
+        "Je déménage à [[LOCATION]] le mois prochain, merci de mettre à jour mon adresse.",
+        "Le technicien, [[PERSON_TITLED]], est passé mardi sans résoudre le problème.",
+        "J'ai transmis la facture à [[PERSON]] au service comptabilité.",
+        "L'application plante dès que j'ouvre les paramètres.",
+        "Mon numéro a changé, c'est désormais le [[PHONE]].",
+        "Mon épouse, [[PERSON_PLAIN]], est cotitulaire du contrat.",
+        "Le livreur a déposé le colis au [[STREET_ADDRESS]] au lieu de chez moi.",
+        "Lien de réinitialisation : [[URL]]",
+    ),
+    "closers": (
+        "Cordialement,\n[[PERSON_PLAIN]]",
+        "Bien à vous,\n[[PERSON]]\n[[PHONE]]",
+        "Merci d'avance, [[FIRST_NAME]]",
+        "Cordialement, [[PERSON_PLAIN]] | [[EMAIL]]",
+        "Merci pour votre aide.",
+    ),
+}
+
+CLINICAL = {
+    "openers": (
+        "Patient : [[PERSON]], né(e) le [[DATE_OF_BIRTH]].",
+        "Compte rendu d'hospitalisation de [[PERSON_PLAIN]] (IPP [[MEDICAL_RECORD_NUMBER]]).",
+        "[[PERSON_TITLED]] a été vu(e) en consultation ce jour.",
+        "Nom : [[PERSON_PLAIN]]\nDate de naissance : [[DATE_OF_BIRTH]]",
+        "Patiente : [[PERSON_PLAIN]], NIR [[FR_NIR]].",
+    ),
+    "bodies": (
+        "Diagnostic principal (CIM-10) : [[ICD10_CODE]].",
+        "Code CIM-10 [[ICD10_CODE]], contrôle dans trois mois.",
+        "Numéro de sécurité sociale [[FR_NIR]], carte Vitale à jour.",
+        "Mutuelle : numéro d'adhérent [[HEALTH_INSURANCE_ID]].",
+        "Dossier médical n° [[MEDICAL_RECORD_NUMBER]] transmis au service de cardiologie.",
+        "Personne à prévenir : [[PERSON_PLAIN]], [[PHONE]].",
+        "Vit au [[ADDRESS]] avec sa fille.",
+        "Adressé(e) par [[PERSON_TITLED]], médecin traitant à [[LOCATION]].",
+        "Allergie à la pénicilline. TA 13/8, FC 76, SpO2 97 %.",
+        "Prochain rendez-vous le 12/03 à 10 h 15 en cardiologie.",
+        "Douleur thoracique irradiant dans le bras gauche depuis lundi.",
+        "Sa fille, [[PERSON_PLAIN]], est joignable au [[PHONE]].",
+        "Née le [[DATE_OF_BIRTH]], vit seule, autonome pour les actes de la vie quotidienne.",
+        "Résultats disponibles sur [[URL]]",
+        "Le patient a été vu par [[PERSON_TITLED]] aux urgences.",
+    ),
+    "closers": (
+        "Signé électroniquement par le Dr [[PERSON_PLAIN]].",
+        "Dr [[PERSON_PLAIN]], praticien hospitalier",
+        "Compte rendu dicté par [[PERSON]].",
+        "",
+    ),
+}
+
+BANK = {
+    "openers": (
+        "Madame, Monsieur,",
+        "Bonjour [[PERSON]],",
+        "Titulaire du compte : [[PERSON]], [[ADDRESS]].",
+        "De : [[PERSON_PLAIN]] <[[EMAIL]]>",
+    ),
+    "bodies": (
+        "Merci d'effectuer le virement sur l'IBAN [[IBAN]] (BIC [[SWIFT_BIC]]).",
+        "Bénéficiaire : [[PERSON]], IBAN [[IBAN]].",
+        "Nos coordonnées bancaires : IBAN [[IBAN]], code BIC [[SWIFT_BIC]].",
+        "Numéro de compte [[BANK_ACCOUNT]] à l'agence de [[LOCATION]].",
+        "Carte bancaire n° [[CREDIT_CARD]], date d'expiration [[CARD_EXPIRY]], cryptogramme [[CARD_CVV]].",
+        "Ma carte [[CREDIT_CARD]] expire fin [[CARD_EXPIRY]] ; le code de sécurité est [[CARD_CVV]].",
+        "La carte se terminant par [[LAST4]] a été refusée deux fois ce matin.",
+        "Merci de prélever la cotisation sur la carte [[CREDIT_CARD]].",
+        "Numéro de TVA intracommunautaire : [[EU_VAT]].",
+        "La société est immatriculée sous le numéro SIREN [[FR_SIREN]].",
+        "SIRET du fournisseur : [[FR_SIRET]].",
+        "Société Acme Conseil, SIRET [[FR_SIRET]], TVA [[EU_VAT]].",
+        "Immatriculée au RCS de [[LOCATION]] sous le numéro [[FR_SIREN]].",
+        "Remboursement en cryptomonnaie à l'adresse [[CRYPTO_WALLET]].",
+        "Adresse du portefeuille : [[CRYPTO_WALLET]]",
+        "Un virement de 2 450,00 € est programmé pour le 15 mars.",
+        "Nous avons détecté une connexion inhabituelle depuis [[IP_ADDRESS]].",
+        "Merci de confirmer le paiement en appelant le [[PHONE]].",
+        "Le relevé a été envoyé à [[EMAIL]].",
+    ),
+    "closers": (
+        "Cordialement,\n[[PERSON_PLAIN]]\nService clients",
+        "Bien à vous,\n[[PERSON]]",
+        "",
+    ),
+}
+
+DEFENSE = {
+    "openers": (
+        "[[BANNER]]\n\nNOTE\nDe : [[PERSON_TITLED]]\nObjet : point d'avancement de l'opération [[CODEWORD]]",
+        "[[BANNER]]\n\nÀ l'attention de [[PERSON_PLAIN]]\nObjet : campagne d'essais à [[LOCATION]]",
+        "[[BANNER]]\n\nNiveau de classification : [[LABEL_LEVEL]]\nRédacteur : [[PERSON_PLAIN]]",
+        "[[BANNER]]\n\nCOMPTE RENDU DE RÉUNION\nRédigé par [[PERSON_PLAIN]] pour le comité [[CODEWORD]]",
+    ),
+    "bodies": (
+        "La campagne d'essais a pris deux semaines de retard faute de créneau sur le champ de tir.",
+        "Les performances du capteur atteignent le seuil dans tous les essais sauf un.",
+        "Ce matériel relève du [[EXPORT_CONTROL=règlement (UE) 2021/821]] relatif aux "
+        "[[EXPORT_CONTROL=biens à double usage]].",
+        "L'exportation des [[EXPORT_CONTROL=biens à double usage]] est soumise à licence.",
+        "Le composant américain est soumis à l'[[EXPORT_CONTROL=ITAR]] ; aucune réexportation sans accord.",
+        "Le module de chiffrement est classé sous l'ECCN [[ECCN]] (export contrôlé).",
+        "L'opération [[CODEWORD]] reste dans les délais pour la revue d'automne.",
+        "Ne pas évoquer [[CODEWORD]] sur les systèmes non protégés.",
+        "Point de contact : [[PERSON_PLAIN]], [[PHONE]], [[EMAIL]].",
+        "La visite du site de [[LOCATION]] est confirmée pour la semaine du 14.",
+        "Les éléments budgétaires figurent en annexe ; pas d'évolution depuis la dernière revue.",
+    ),
+    "closers": (
+        "[[BANNER]]",
+        "Le chef de projet, [[PERSON_PLAIN]]\n\n[[BANNER]]",
+    ),
+}
+
+NEGATIVES = (
+    "Votre commande n° [[NEG_ORDER]] a été expédiée.",
+    "Numéro de suivi Colissimo : [[NEG_TRACKING]]",
+    "Facture [[NEG_ORDER]] ci-jointe.",
+    "La référence de transaction [[NEG_LUHN]] est introuvable.",
+    "J'ai saisi le numéro de carte [[NEG_LUHN]] mais le formulaire le déclare invalide.",
+    "L'IBAN [[NEG_IBAN]] a été refusé par la banque.",
+    "IBAN indiqué sur le formulaire : [[NEG_IBAN]] (la banque dit qu'il n'existe pas).",
+    "Horodatage : [[NEG_EPOCH]]",
+    "Sauvegarde [[NEG_DATETIME]] terminée sans erreur.",
+    "ISBN [[NEG_ISBN]]",
+    "Le livre (ISBN [[NEG_ISBN]]) est en rupture de stock.",
+    "Passez à la version [[NEG_VERSION]] pour corriger le plantage.",
+    "Corrigé dans le commit [[NEG_COMMIT]].",
+    "Ce n'est un [[NEG:secret_word=secret]] pour personne : le projet a pris du retard.",
+    "Le [[NEG:secret_word=secret]] d'une bonne pâte, c'est le temps.",
+    "Merci de garder ces informations [[NEG:secret_word=confidentielles]].",
+    "Ce document est [[NEG:secret_word=confidentiel]], merci de ne pas le diffuser.",
+    "Toute l'équipe du [[NEG:capitalised_words=Service Client]] vous souhaite une "
+    "[[NEG:capitalised_words=Bonne Année]] !",
+    "Consultez les [[NEG:capitalised_words=Conditions Générales de Vente]] sur le site.",
+    "Rendez-vous dans votre [[NEG:capitalised_words=Espace Client]].",
+    "Le [[NEG:capitalised_words=Petit Déjeuner]] est servi de 7 h à 10 h.",
+    "[[NEG:capitalised_words=Joyeux Noël]] à tous !",
+)
