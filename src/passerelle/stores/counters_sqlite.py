@@ -2,18 +2,22 @@
 
 The embedded backend when ``passerelle serve --workers N`` runs several processes: in-process counters
 would enforce every budget and rate limit once per worker (N workers, N times the limit).  Here every
-operation is one short transaction on one connection per process, so the processes stay exact.
+write runs in a short transaction on one connection per process, so the processes stay exact.
 
-- Writes open with ``BEGIN IMMEDIATE``: a transaction takes the file's write lock before it reads, so
-  processes queue on the busy timeout (5 s, then ``sqlite3.OperationalError``) instead of failing on a
-  lock upgrade.  Each reads the few rows involved, decides with the pure rules of ``counters_memory``
-  (the same as every backend), writes, commits.
+- Group commit: writes (admit, settle, seed, first_time, cache_set) queue while a transaction runs, and the
+  next one takes them all (up to ``MAX_BATCH``) in one executor hop: it reads the rows they touch with one
+  SELECT per table, applies each in submission order with the pure rules of ``counters_memory`` (the same
+  as every backend), writes the changed rows back and commits (see ``counters_sqlite_batch``).  The result
+  is exactly that of running them one after another; one that raises is undone alone and fails only its
+  caller.  At low load a batch holds one write; under load the hop, the lock and the commit are shared.
+- A transaction takes the processes' file lock (``flock``: handed over at once, where SQLite's busy handler
+  sleeps and lets one process starve another), then ``BEGIN IMMEDIATE`` (the write lock before reading, so
+  no lock upgrade can fail).  Either waits at most the busy timeout, 5 s, then ``sqlite3.OperationalError``.
 - SQLite blocks, so the calls run on a dedicated single-thread executor rather than ``asyncio.to_thread``:
-  a burst of admissions then queues there instead of parking the default pool's threads (the ledger's,
-  DNS lookups') on the connection's lock.
+  a burst then queues here instead of parking the default pool's threads (the ledger's, DNS lookups').
 - Money is INTEGER (pico-USD up to 2**63, about $9.2M) and compared in Python, so always exactly.
 - Time is the wall clock, read once the write lock is held: processes must agree on it (the memory
-  backend's monotonic clock is per process).
+  backend's monotonic clock is per process).  The operations of one batch share that instant.
 - Not durable on purpose: WAL with ``synchronous=OFF`` never waits for the disk.  A crashed process loses
   nothing (its writes are in the OS cache); a crashed machine may lose or corrupt the file, and deleting it
   (gateway stopped) is safe: missing budget counters are re-seeded from the ledger, buckets restart full,
@@ -28,26 +32,22 @@ operation is one short transaction on one connection per process, so the process
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, Generic, TypeVar
 
 from passerelle.stores.base import Admission, Bucket, Charge, Slot
-from passerelle.stores.counters_memory import (
-    SWEEP_INTERVAL_S,
-    bucket_tokens,
-    decide_admit,
-    seconds_to_fill,
-    settle_bucket,
-    settle_charge,
-)
+from passerelle.stores.counters_memory import SWEEP_INTERVAL_S, decide_admit, settle_bucket, settle_charge
+from passerelle.stores.counters_sqlite_batch import Batch, FileLock, marks
 
 T = TypeVar("T")
 BUSY_TIMEOUT_MS = 5000
+MAX_BATCH = 128  # operations per transaction: bounds how long one process holds the write lock
 
 SCHEMA = """
 BEGIN IMMEDIATE;
@@ -64,8 +64,17 @@ COMMIT;
 """
 
 
-def _marks(n: int) -> str:
-    return ",".join("?" * n)
+class _Op(Generic[T]):
+    """A write waiting for its batch: its rule, the counters it touches (read ahead), its caller's future."""
+
+    __slots__ = ("buckets", "charges", "error", "future", "result", "run", "slots")
+
+    def __init__(self, run: Callable[[Batch], T], future: asyncio.Future[T], charges: Sequence[str],
+                 buckets: Sequence[str], slots: Sequence[str]) -> None:
+        self.run, self.future = run, future
+        self.charges, self.buckets, self.slots = charges, buckets, slots
+        self.result: Any = None
+        self.error: BaseException | None = None
 
 
 class SQLiteCounters:
@@ -78,8 +87,12 @@ class SQLiteCounters:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="passerelle-counters")
         self._lock = threading.Lock()  # the executor has one thread: this only guards against other callers
         self._conn: sqlite3.Connection | None = None  # opened on the worker thread by the first call
+        self._file_lock = FileLock(path.with_name(path.name + ".lock"))  # orders the processes' transactions
         self._next_sweep = 0.0
         self._closed = False
+        self._queue: list[_Op[Any]] = []  # writes waiting for the next batch
+        self._running: list[_Op[Any]] = []  # the batch on the worker thread
+        self._flushing = False  # a batch is running or about to: new writes wait for the next
 
     async def ping(self) -> None:
         await self._call(lambda db: db.execute("SELECT 1").fetchall())
@@ -88,39 +101,38 @@ class SQLiteCounters:
         if self._closed:
             return
         self._closed = True
-        try:  # queued behind the calls still pending, which therefore complete
+        waiting = [op.future for op in (*self._queue, *self._running)]
+        try:  # the batches still pending complete; the close then queues behind the last one
+            if waiting:
+                await asyncio.wait(waiting)
             await asyncio.get_running_loop().run_in_executor(self._executor, self._close)
         finally:
             self._executor.shutdown(wait=False)
 
     async def admit(self, request_id: str, charges: Sequence[Charge], reserve_pico: int,
                     buckets: Sequence[Bucket], slots: Sequence[Slot]) -> Admission:
-        def run(db: sqlite3.Connection, now: float) -> Admission:
-            values = self._read_charges(db, [c.counter for c in charges], now)
-            tokens = self._read_tokens(db, buckets, now)
-            holders: dict[str, int] = {}
-            if slots:
-                names = [s.counter for s in slots]
-                db.execute(f"DELETE FROM slots WHERE counter IN ({_marks(len(names))}) AND lease_expiry <= ?",
-                           (*names, now))  # leases of crashed requests lapse
-                holders = dict(db.execute(f"SELECT counter, count(*) FROM slots WHERE counter IN "
-                                          f"({_marks(len(names))}) GROUP BY counter", names).fetchall())
-            admission = decide_admit(charges, reserve_pico, buckets, slots, [values.get(c.counter) for c in charges],
-                                     tokens, [holders.get(s.counter, 0) for s in slots])
+        def run(batch: Batch) -> Admission:
+            values = [batch.charge(c.counter) for c in charges]
+            tokens = [batch.tokens(b) for b in buckets]
+            holders = [len(batch.holders(s.counter)) for s in slots]
+            admission = decide_admit(charges, reserve_pico, buckets, slots, values, tokens, holders)
             if admission.ok:
-                db.executemany("UPDATE charges SET value = ? WHERE counter = ?",
-                               [(values[c.counter] + reserve_pico, c.counter) for c in charges])
-                self._write_tokens(db, buckets, [t - b.cost for b, t in zip(buckets, tokens, strict=True)], now)
-                db.executemany("INSERT OR REPLACE INTO slots VALUES (?, ?, ?)",
-                               [(s.counter, request_id, now + s.lease_s) for s in slots])
+                for charge, value in zip(charges, values, strict=True):
+                    assert value is not None  # an absent charge refuses
+                    batch.put_charge(charge.counter, value + reserve_pico)
+                for bucket, available in zip(buckets, tokens, strict=True):
+                    batch.put_tokens(bucket, available - bucket.cost)
+                for slot in slots:
+                    batch.hold(slot.counter, request_id, batch.now + slot.lease_s)
             return admission
 
-        return await self._write(run)
+        return await self._write(run, [c.counter for c in charges], [b.counter for b in buckets],
+                                 [s.counter for s in slots])
 
     async def settle(self, request_id: str, charges: Sequence[Charge], reserved_pico: int, actual_pico: int,
                      buckets: Sequence[Bucket], actual_costs: Sequence[int], slots: Sequence[Slot]) -> list[str]:
-        def run(db: sqlite3.Connection, now: float) -> list[str]:
-            values = self._read_charges(db, [c.counter for c in charges], now)
+        def run(batch: Batch) -> list[str]:
+            values = {c.counter: v for c in charges if (v := batch.charge(c.counter)) is not None}
             crossed: list[str] = []
             for charge in charges:
                 value = values.get(charge.counter)
@@ -129,32 +141,32 @@ class SQLiteCounters:
                 values[charge.counter], crossing = settle_charge(charge, value, reserved_pico, actual_pico)
                 if crossing:
                     crossed.append(charge.counter)
-            db.executemany("UPDATE charges SET value = ? WHERE counter = ?",
-                           [(value, counter) for counter, value in values.items()])
-            tokens = self._read_tokens(db, buckets, now)
-            self._write_tokens(db, buckets, [settle_bucket(b, t, actual) for b, t, actual
-                                             in zip(buckets, tokens, actual_costs, strict=True)], now)
-            db.executemany("DELETE FROM slots WHERE counter = ? AND request_id = ?",
-                           [(s.counter, request_id) for s in slots])
+            for counter, value in values.items():
+                batch.put_charge(counter, value)
+            tokens = [batch.tokens(b) for b in buckets]
+            for bucket, available, actual in zip(buckets, tokens, actual_costs, strict=True):
+                batch.put_tokens(bucket, settle_bucket(bucket, available, actual))
+            for slot in slots:
+                batch.release(slot.counter, request_id)
             return crossed
 
-        return await self._write(run)
+        return await self._write(run, [c.counter for c in charges], [b.counter for b in buckets],
+                                 [s.counter for s in slots])
 
     async def seed(self, counter: str, value_pico: int, ttl_s: int | None) -> None:
-        def run(db: sqlite3.Connection, now: float) -> None:
-            expiry = now + max(1, ttl_s) if ttl_s is not None else None
-            db.execute("INSERT INTO charges VALUES (?, ?, ?) ON CONFLICT(counter) DO UPDATE SET value = "
-                       "excluded.value, expiry = excluded.expiry WHERE charges.expiry <= ?",
-                       (counter, value_pico, expiry, now))
+        def run(batch: Batch) -> None:
+            expiry = batch.now + max(1, ttl_s) if ttl_s is not None else None
+            if batch.charge(counter) is None:  # absent or expired: a live counter is never overwritten
+                batch.put_charge(counter, value_pico, expiry)
 
-        await self._write(run)
+        await self._write(run, [counter])
 
     async def committed(self, counters: Sequence[str]) -> list[int | None]:
         if not counters:
             return []
 
         def run(db: sqlite3.Connection) -> list[int | None]:
-            rows = db.execute(f"SELECT counter, value FROM charges WHERE counter IN ({_marks(len(counters))}) "
+            rows = db.execute(f"SELECT counter, value FROM charges WHERE counter IN ({marks(len(counters))}) "
                               "AND (expiry IS NULL OR expiry > ?)", (*counters, self._clock())).fetchall()
             values: dict[str, int] = dict(rows)
             return [values.get(counter) for counter in counters]
@@ -167,7 +179,7 @@ class SQLiteCounters:
                                 "expiry = excluded.expiry WHERE flags.expiry <= ?", (flag, now + max(1, ttl_s), now))
             return cursor.rowcount == 1  # 0: the flag was up and nothing changed
 
-        return await self._write(run)
+        return await self._write(lambda batch: batch.statements(run))
 
     async def cache_get(self, key: str) -> bytes | None:
         def run(db: sqlite3.Connection) -> bytes | None:
@@ -187,12 +199,56 @@ class SQLiteCounters:
             if excess > 0:
                 db.execute("DELETE FROM cache WHERE seq IN (SELECT seq FROM cache ORDER BY seq LIMIT ?)", (excess,))
 
-        await self._write(run)
+        await self._write(lambda batch: batch.statements(run))
+
+    # the event-loop side of group commit
+
+    def _write(self, run: Callable[[Batch], T], charges: Sequence[str] = (), buckets: Sequence[str] = (),
+               slots: Sequence[str] = ()) -> asyncio.Future[T]:
+        if self._closed:
+            raise RuntimeError("the counters are closed")
+        loop = asyncio.get_running_loop()
+        op = _Op(run, loop.create_future(), charges, buckets, slots)
+        self._queue.append(op)
+        if not self._flushing:  # else the running batch's end starts the next one
+            self._flushing = True
+            loop.call_soon(self._flush, loop)  # one loop turn later: the writes of this turn go together
+        return op.future
+
+    def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Hands the queued writes whose callers still wait (cancelled ones are dropped) to the worker thread."""
+        self._queue = [op for op in self._queue if not op.future.done()]
+        ops, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
+        self._running = ops
+        if not ops:
+            self._flushing = False
+            return
+
+        def done(_: object) -> None:  # on the worker thread
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
+                loop.call_soon_threadsafe(self._finish, loop, ops)
+
+        try:
+            self._executor.submit(self._execute, ops).add_done_callback(done)
+        except RuntimeError as exc:  # shut down (an aclose cancelled while writes waited): fail, never hang
+            for op in ops:
+                op.error = exc
+            self._finish(loop, ops)
+
+    def _finish(self, loop: asyncio.AbstractEventLoop, ops: list[_Op[Any]]) -> None:
+        for op in ops:
+            if op.future.done():  # the caller was cancelled: the write happened, nobody reads its result
+                continue
+            if op.error is not None:
+                op.future.set_exception(op.error)
+            else:
+                op.future.set_result(op.result)
+        self._flush(loop)
 
     # the worker-thread side
 
     async def _call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Runs ``fn`` on the worker thread: a single read as is, a write through ``_write``."""
+        """Runs a read on the worker thread, between batches."""
 
         def locked() -> T:
             with self._lock:
@@ -200,26 +256,71 @@ class SQLiteCounters:
 
         return await asyncio.get_running_loop().run_in_executor(self._executor, locked)
 
-    async def _write(self, fn: Callable[[sqlite3.Connection, float], T]) -> T:
-        return await self._call(lambda db: self._transaction(db, fn))
+    def _execute(self, ops: list[_Op[Any]]) -> None:
+        with self._lock:
+            try:
+                db = self._db()
+                self._file_lock.acquire(BUSY_TIMEOUT_MS / 1000)
+                try:
+                    self._commit(db, ops)
+                finally:
+                    self._file_lock.release()
+            except BaseException as exc:  # no file, or no write lock within the busy timeout: every one fails
+                for op in ops:
+                    op.error = exc
 
-    def _transaction(self, db: sqlite3.Connection, fn: Callable[[sqlite3.Connection, float], T]) -> T:
+    def _commit(self, db: sqlite3.Connection, ops: list[_Op[Any]]) -> None:
+        """One transaction for the batch; each operation's result or error is set on it."""
         now = self._clock()
         if now >= self._next_sweep:
             self._next_sweep = now + SWEEP_INTERVAL_S
-            self._transaction(db, self._sweep)
+            db.execute("BEGIN IMMEDIATE")
+            self._finally_commit(db, lambda: self._sweep(db, self._clock()))
         db.execute("BEGIN IMMEDIATE")
+        outcomes: list[tuple[Any, Exception | None]] = []
+
+        def apply() -> None:
+            batch = Batch(db, self._clock())  # the clock again, now that this process holds the write lock
+            batch.read([c for op in ops for c in op.charges], [b for op in ops for b in op.buckets],
+                       [s for op in ops for s in op.slots])
+            for op in ops:
+                mark = batch.mark()
+                try:
+                    outcomes.append((op.run(batch), None))
+                except Exception as exc:
+                    batch.undo(mark)
+                    outcomes.append((None, exc))
+            batch.write()
+
         try:
-            result = fn(db, self._clock())  # the clock again, now that this process holds the write lock
+            self._finally_commit(db, apply)
+        except Exception:
+            if len(ops) == 1:
+                raise
+            for op in ops:  # something beyond one operation failed (its rows, the commit): each alone then
+                try:
+                    self._commit(db, [op])
+                except Exception as exc:
+                    op.error = exc
+            return
+        for op, (result, error) in zip(ops, outcomes, strict=True):
+            op.result, op.error = result, error
+
+    @staticmethod
+    def _finally_commit(db: sqlite3.Connection, fn: Callable[[], None]) -> None:
+        try:
+            fn()
             db.execute("COMMIT")
         finally:
             if db.in_transaction:
                 db.execute("ROLLBACK")
-        return result
 
     def _db(self) -> sqlite3.Connection:
         if self._conn is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            # One process at a time: switching a new file to WAL fails at once (no busy wait) while another
+            # process creates the schema, as half of simultaneous first opens did.
+            self._file_lock.acquire(BUSY_TIMEOUT_MS / 1000)
             db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
                                  check_same_thread=False)
             try:
@@ -230,39 +331,17 @@ class SQLiteCounters:
             except BaseException:
                 db.close()
                 raise
+            finally:
+                self._file_lock.release()
             self._conn = db
         return self._conn
 
     def _close(self) -> None:
         with self._lock:
+            self._file_lock.close()
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
-
-    def _read_charges(self, db: sqlite3.Connection, counters: Sequence[str], now: float) -> dict[str, int]:
-        """The live committed values; expired ones are deleted (inside the caller's write transaction)."""
-        if not counters:
-            return {}
-        rows = db.execute(f"SELECT counter, value, expiry FROM charges WHERE counter IN ({_marks(len(counters))})",
-                          counters).fetchall()
-        expired = [(counter,) for counter, _, expiry in rows if expiry is not None and expiry <= now]
-        db.executemany("DELETE FROM charges WHERE counter = ?", expired)
-        return {counter: value for counter, value, expiry in rows if expiry is None or expiry > now}
-
-    def _read_tokens(self, db: sqlite3.Connection, buckets: Sequence[Bucket], now: float) -> list[float]:
-        if not buckets:
-            return []
-        names = [b.counter for b in buckets]
-        rows = db.execute(f"SELECT counter, tokens, ts FROM buckets WHERE counter IN ({_marks(len(names))})",
-                          names).fetchall()
-        states: dict[str, tuple[float, float]] = {counter: (tokens, ts) for counter, tokens, ts in rows}
-        return [bucket_tokens(states.get(b.counter), b, now) for b in buckets]
-
-    def _write_tokens(self, db: sqlite3.Connection, buckets: Sequence[Bucket], tokens: Sequence[float],
-                      now: float) -> None:
-        # full_at lets the sweep drop full buckets: a bucket that is absent is full.
-        db.executemany("INSERT OR REPLACE INTO buckets VALUES (?, ?, ?, ?)",
-                       [(b.counter, t, now, now + seconds_to_fill(b, t)) for b, t in zip(buckets, tokens, strict=True)])
 
     def _sweep(self, db: sqlite3.Connection, now: float) -> None:
         """Drop what has expired so the file stays bounded by the live counters."""
