@@ -169,3 +169,19 @@ async def test_revoked_expired_and_route_restricted_keys(make_harness) -> None: 
     other_model = await h.client.post("/v1/chat/completions", headers=o_headers(openai_only),
                                       json={"model": "gpt-4o", "messages": [{"role": "user", "content": "x"}]})
     assert other_model.status_code == 403
+
+
+async def test_counters_down_fails_closed_with_a_retryable_503(make_harness) -> None:  # type: ignore[no-untyped-def]
+    h = await make_harness()
+    await h.tenant("acme")
+    secret, key_id = await h.key("acme")
+    await h.budget("key", key_id, "1")
+
+    async def down(*args: object, **kwargs: object) -> None:
+        raise ConnectionError("Too many connections")
+
+    h.gw.counters.admit = down  # type: ignore[method-assign]
+    response = await h.client.post("/v1/messages", json=anthropic_body(), headers=a_headers(secret))
+    assert response.status_code == 503 and response.headers["retry-after"] == "1"
+    assert response.json()["error"]["type"] == "api_error"
+    assert "Too many connections" not in response.text  # internals stay in the log

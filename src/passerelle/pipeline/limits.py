@@ -26,7 +26,7 @@ from passerelle.pipeline.auth import Principal
 from passerelle.pipeline.policies import Policies
 from passerelle.pricing import Catalog, max_cost_pico
 from passerelle.routing.table import Deployment, RoutingTable
-from passerelle.stores.base import Bucket, Charge, Counters, Level, Slot, Store
+from passerelle.stores.base import Admission, Bucket, Charge, Counters, Level, Slot, Store
 from passerelle.stores.records import Budget, RateLimit, pico_to_usd, usd_to_pico
 
 _DAY = 86_400
@@ -50,6 +50,13 @@ class Ticket:
     @property
     def empty(self) -> bool:
         return not (self.charges or self.buckets or self.slots)
+
+
+def _unavailable(exc: Exception) -> GatewayError:
+    """Budgets and limits cannot be checked: refuse (fail closed) with a retryable 503, never a 500."""
+    log("counters_unavailable", logging.ERROR, error=f"{exc.__class__.__name__}: {exc}")
+    return GatewayError(ErrorKind.UNAVAILABLE, "budgets and rate limits cannot be checked right now; retry shortly",
+                        retry_after=1.0)
 
 
 def period_window(period: str, now: float) -> tuple[str, float, int | None]:
@@ -99,14 +106,16 @@ class Limiter:
             since[counter] = budget
         self._add_limits(ticket, limits, request)
         for _ in range(3):  # unseeded counters are seeded from the ledger, then admission is retried
-            result = await self.counters.admit(ticket.request_id, ticket.charges, ticket.reserved_pico,
-                                               ticket.buckets, ticket.slots)
+            result = await self._admit(ticket)
             if result.ok:
                 self._levels(ticket, result.levels)
                 return ticket
             if result.reason != "unseeded":
                 break
-            await asyncio.gather(*(self._seed(counter, since[counter], now) for counter in result.missing))
+            try:
+                await asyncio.gather(*(self._seed(counter, since[counter], now) for counter in result.missing))
+            except Exception as exc:
+                raise _unavailable(exc) from None
         else:
             raise GatewayError(ErrorKind.UNAVAILABLE, "budget counters could not be initialised; try again")
         self._levels(ticket, result.levels)
@@ -122,6 +131,13 @@ class Limiter:
                                "allows at once; lower max_tokens or the prompt size")
         raise GatewayError(ErrorKind.RATE_LIMIT, f"rate limit exceeded: {what} per minute",
                            retry_after=result.retry_after)
+
+    async def _admit(self, ticket: Ticket) -> Admission:
+        try:
+            return await self.counters.admit(ticket.request_id, ticket.charges, ticket.reserved_pico,
+                                             ticket.buckets, ticket.slots)
+        except Exception as exc:
+            raise _unavailable(exc) from None
 
     def reservation(self, request: ChatRequest, candidates: Sequence[tuple[Deployment, str]], now: float) -> int:
         """The most this request can cost on any deployment it may be routed to."""

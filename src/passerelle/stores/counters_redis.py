@@ -145,9 +145,12 @@ class RedisCounters:
         self._settle = client.register_script(SETTLE)
 
     @classmethod
-    async def connect(cls, url: str, prefix: str = "passerelle:",
-                      max_cache_entry_bytes: int = 1 << 20) -> RedisCounters:
-        client = aioredis.Redis.from_url(url, decode_responses=False)
+    async def connect(cls, url: str, prefix: str = "passerelle:", max_cache_entry_bytes: int = 1 << 20, *,
+                      max_connections: int = 64, pool_timeout: float = 5.0) -> RedisCounters:
+        # A bounded pool that makes a burst wait for a free connection instead of failing (the
+        # default pool raises "Too many connections" under load).
+        pool = aioredis.BlockingConnectionPool.from_url(url, max_connections=max_connections, timeout=pool_timeout)
+        client = aioredis.Redis.from_pool(pool)  # the client owns the pool: aclose() closes it
         try:
             await client.ping()
         except BaseException:
