@@ -210,9 +210,9 @@ class SQLiteCounters:
         loop = asyncio.get_running_loop()
         op = _Op(run, loop.create_future(), charges, buckets, slots)
         self._queue.append(op)
-        if not self._flushing:  # else the running batch's end starts the next one
-            self._flushing = True
-            loop.call_soon(self._flush, loop)  # one loop turn later: the writes of this turn go together
+        if not self._flushing:  # at once: at low load a write costs one hop, as alone; else it waits for the
+            self._flushing = True  # running batch's end, which starts the next one with all that queued meanwhile
+            self._flush(loop)
         return op.future
 
     def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
