@@ -246,3 +246,41 @@ def test_the_file_lock_times_out_and_a_waiter_that_gave_up_lets_go(tmp_path: Pat
     finally:
         for lock in (holder, waiter, third):
             lock.close()
+
+
+async def test_an_uncontended_admission_and_settlement_run_inline_and_are_shared(
+        make: Callable[[str], SQLiteCounters], tmp_path: Path) -> None:
+    counters = make("shared")
+    await counters.seed(HARD.counter, 0, None)  # the first write opens the file, on the worker thread
+    sizes = spy_batches(counters)
+    for i in range(5):
+        admission = await counters.admit(f"r{i}", [HARD], 600, [REQ], [CONC])
+        assert admission.ok
+        await counters.settle(f"r{i}", [HARD], 600, 100, [REQ], [1], [CONC])
+    assert sizes == []  # nothing went through the thread
+    other = SQLiteCounters(tmp_path / "shared.db", clock=FakeClock())  # another process would see the same
+    try:
+        assert await other.committed([HARD.counter]) == [500]
+        refused = await other.admit("x", [HARD], 4_600, [], [])
+        assert (refused.ok, refused.reason) == (False, "budget")
+    finally:
+        await other.aclose()
+
+
+async def test_a_write_that_would_wait_for_the_file_lock_goes_to_the_thread(
+        make: Callable[[str], SQLiteCounters], tmp_path: Path) -> None:
+    counters = make("locked")
+    await counters.seed(HARD.counter, 0, None)
+    sizes = spy_batches(counters)
+    holder = FileLock(tmp_path / "locked.db.lock")  # another process's transaction
+    try:
+        holder.acquire(5)
+        admission = asyncio.ensure_future(counters.admit("r", [HARD], 600, [], []))
+        await asyncio.sleep(0.1)
+        assert not admission.done()  # the event loop runs on: the write waits on the thread
+        holder.release()
+        assert (await admission).ok
+    finally:
+        holder.close()
+    assert sizes == [1]
+    assert await counters.committed([HARD.counter]) == [600]

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import calendar
+import functools
 import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 
 from passerelle.canonical import ChatRequest
 from passerelle.canonical.text import estimate_tokens
@@ -63,13 +65,24 @@ def period_window(period: str, now: float) -> tuple[str, float, int | None]:
     """(counter suffix, period start, counter TTL) for a budget period, in UTC."""
     if period == "total":
         return "all", 0.0, None
-    t = time.gmtime(now)
+    suffix, start, end = _calendar_period(period, int(now // _DAY))
+    return suffix, start, int(end - now) + _DAY
+
+
+@functools.lru_cache(maxsize=64)
+def _calendar_period(period: str, day: int) -> tuple[str, float, float]:
+    """(suffix, start, end) of the day or month holding UTC day number ``day``: computed once a day."""
+    t = time.gmtime(day * _DAY)
     if period == "day":
-        start = calendar.timegm((t.tm_year, t.tm_mon, t.tm_mday, 0, 0, 0))
-        return time.strftime("%Y-%m-%d", t), float(start), int(start + _DAY - now) + _DAY
+        return time.strftime("%Y-%m-%d", t), float(day * _DAY), float((day + 1) * _DAY)
     start = calendar.timegm((t.tm_year, t.tm_mon, 1, 0, 0, 0))
     days = calendar.monthrange(t.tm_year, t.tm_mon)[1]
-    return time.strftime("%Y-%m", t), float(start), int(start + days * _DAY - now) + _DAY
+    return time.strftime("%Y-%m", t), float(start), float(start + days * _DAY)
+
+
+@functools.lru_cache(maxsize=1024)
+def _limit_pico(limit_usd: Decimal) -> int:
+    return usd_to_pico(limit_usd)  # Decimal arithmetic: once per budget limit, not twice per request
 
 
 def _tightest(levels: list[Level]) -> Level | None:
@@ -101,7 +114,7 @@ class Limiter:
             suffix, _, ttl = period_window(budget.period, now)
             counter = f"budget:{budget.id}:{suffix}"
             hard = budget.mode == "hard"
-            ticket.charges.append(Charge(counter, usd_to_pico(budget.limit_usd) if hard else None, ttl))
+            ticket.charges.append(Charge(counter, _limit_pico(budget.limit_usd) if hard else None, ttl))
             ticket.budgets[counter] = budget
             since[counter] = budget
         self._add_limits(ticket, limits, request)
@@ -204,7 +217,7 @@ class Limiter:
         ticket.settled = True
         costs = [actual_tokens if i in ticket.token_buckets else b.cost for i, b in enumerate(ticket.buckets)]
         # Soft budgets report a crossing at their own limit; hard ones never cross.
-        charges = [Charge(c.counter, usd_to_pico(ticket.budgets[c.counter].limit_usd), c.ttl_s)
+        charges = [Charge(c.counter, _limit_pico(ticket.budgets[c.counter].limit_usd), c.ttl_s)
                    for c in ticket.charges]
         crossed = await self.counters.settle(ticket.request_id, charges, ticket.reserved_pico, actual_pico,
                                              ticket.buckets, costs, ticket.slots)

@@ -36,7 +36,7 @@ import importlib.resources
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date, timedelta
 from decimal import ROUND_CEILING, Decimal, InvalidOperation
 from typing import Any, Literal, get_args
 
@@ -241,7 +241,7 @@ class Catalog:
             candidates = tuple(sorted((p for p in self.prices if p.matches(provider_type, model, region)),
                                       key=lambda p: (p.specificity, p.effective_from, p.model), reverse=True))
             self._candidates[key] = candidates
-        day = datetime.fromtimestamp(at, UTC).date()
+        day = _utc_date(int(at // 86_400))
         for price in candidates:
             if price.effective_from <= day:
                 return price
@@ -344,3 +344,8 @@ def _usd(value: Any, name: str, what: str) -> Decimal:
         raise PriceError(f"{name}: {what} {value!r} has more than 6 decimals: a token's price must be a whole "
                          "number of pico-dollars")
     return usd
+
+
+@functools.lru_cache(maxsize=16)
+def _utc_date(day_number: int) -> date:
+    return date(1970, 1, 1) + timedelta(days=day_number)

@@ -223,6 +223,19 @@ class FileLock:
         if not granted:
             raise sqlite3.OperationalError("database is locked")
 
+    def try_acquire(self) -> bool:
+        """Takes the lock if nobody holds it or waits for it; never waits."""
+        if sys.platform == "win32":
+            return True
+        with self._cond:
+            if self._asked or self._fd < 0:  # a helper is blocked on it (or it was never opened)
+                return False
+            try:
+                fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return False
+            return True
+
     def release(self) -> None:
         if sys.platform != "win32":
             fcntl.flock(self._fd, fcntl.LOCK_UN)
