@@ -27,6 +27,7 @@ from itertools import pairwise
 
 import hyperscan
 
+from passerelle.compliance.dbcache import compile_cached
 from passerelle.compliance.findings import ENTITY_TYPES, Detector, Finding, Pattern
 
 # UTF-8 continuation bytes: a string offset is the count of the other bytes before it.
@@ -78,15 +79,14 @@ class Engine:
 
     @staticmethod
     def _compile(patterns: Sequence[Pattern]) -> hyperscan.Database:
-        database = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
         flags = [hyperscan.HS_FLAG_SOM_LEFTMOST | (hyperscan.HS_FLAG_CASELESS if p.caseless else 0) for p in patterns]
         try:
-            database.compile(expressions=[p.regex.encode() for p in patterns], ids=list(range(len(patterns))),
-                             elements=len(patterns), flags=flags)
+            # A compiled codeword list would spell the words on disk: those sets are compiled in memory only.
+            return compile_cached([p.regex.encode() for p in patterns], list(range(len(patterns))), flags,
+                                  use_cache=not any(p.entity == "CODEWORD" for p in patterns))
         except hyperscan.error as exc:
             raise ValueError(f"pattern set does not compile: {exc} (pattern {Engine._culprit(patterns, flags)!r})") \
                 from exc
-        return database
 
     @staticmethod
     def _culprit(patterns: Sequence[Pattern], flags: Sequence[int]) -> str:
@@ -103,7 +103,7 @@ class Engine:
         scratch: hyperscan.Scratch | None = getattr(self._local, "scratch", None)
         if scratch is None:
             assert self._database is not None
-            scratch = self._local.scratch = self._database.scratch.clone()
+            scratch = self._local.scratch = hyperscan.Scratch(self._database)
         return scratch
 
     def _mask(self, wanted: frozenset[str]) -> tuple[bool, ...]:
@@ -114,13 +114,21 @@ class Engine:
                 self._masks[wanted] = mask
         return mask
 
-    def scan(self, text: str, types: Collection[str] | None = None) -> list[Finding]:
-        """Findings in ``text``, sorted by start and non-overlapping; only ``types`` if given."""
+    def scan(self, text: str, types: Collection[str] | None = None,
+             extra: Sequence[Detector] = ()) -> list[Finding]:
+        """Findings in ``text``, sorted by start and non-overlapping; only ``types`` if given.
+
+        ``extra`` detectors (a tenant's ``CodewordDetector``) are not compiled into this engine: their own
+        ``scan`` runs beside it and their findings are resolved together with the engine's.
+        """
         if not text:
             return []
         wanted = None if types is None else frozenset(types)
         found = self._pattern_findings(text, wanted) if self._database is not None else []
         for detector in self.detectors:
+            if wanted is None or detector.types & wanted:
+                found.extend(detector.scan(text))
+        for detector in extra:
             if wanted is None or detector.types & wanted:
                 found.extend(detector.scan(text))
         if wanted is not None:

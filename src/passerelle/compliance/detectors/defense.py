@@ -22,6 +22,7 @@ import re
 import unicodedata
 from collections.abc import Callable, Sequence
 
+from passerelle.compliance.detectors.codewords import codeword_pattern
 from passerelle.compliance.findings import Finding, Pattern
 
 _E = "(?:É|E)"
@@ -216,33 +217,6 @@ def validate_eccn(text: str, start: int, end: int) -> Finding | None:
     return Finding("EXPORT_CONTROL", start, end, 0.85, f"ECCN:{m.group()}")
 
 
-# --- codewords ----------------------------------------------------------------------------------
-
-def _codeword_regex(words: Sequence[str]) -> str:
-    """Whole words, any case: Hyperscan's \\b only knows ASCII letters, so a validator checks the rest."""
-    parts = []
-    for word in sorted({" ".join(w.split()) for w in words if w.strip()}, key=len, reverse=True):
-        body = r"\s+".join("".join(_caseless(c) for c in piece) for piece in word.split(" "))
-        lead = r"\b" if word[0].isascii() and word[0].isalnum() else ""
-        tail = r"\b" if word[-1].isascii() and word[-1].isalnum() else ""
-        parts.append(f"{lead}{body}{tail}")
-    return "(?i:" + "|".join(parts) + ")"
-
-
-def _caseless(char: str) -> str:
-    """One character for both engines: Hyperscan's caseless flag folds ASCII letters only."""
-    if char.isascii():
-        return re.escape(char)
-    cases = {char, char.lower(), char.upper()}
-    return f"(?:{'|'.join(sorted(c for c in cases if len(c) == 1))})" if len(cases) > 1 else char
-
-
-def validate_codeword(text: str, start: int, end: int) -> Finding | None:
-    if (start and text[start - 1].isalnum()) or (end < len(text) and text[end].isalnum()):
-        return None  # part of a longer word
-    return Finding("CODEWORD", start, end, 1.0)
-
-
 class DefenseDetector:
     """Classification markings, export-control notices and a tenant's codewords, all by pattern."""
 
@@ -264,9 +238,9 @@ class DefenseDetector:
                     validate=_fixed("EU_DUAL_USE"), score=0.85),
             Pattern(id="export_eccn", regex=_ECCN_REGEX, entity="EXPORT_CONTROL", validate=validate_eccn, score=0.85),
         ]
-        if any(w.strip() for w in codewords):
-            patterns.append(Pattern(id="codeword", regex=_codeword_regex(codewords), entity="CODEWORD",
-                                    validate=validate_codeword, score=1.0))
+        codeword = codeword_pattern(codewords)  # one deployment-wide list; per tenant, see CodewordDetector
+        if codeword is not None:
+            patterns.append(codeword)
         self._patterns = tuple(patterns)
 
     @property

@@ -29,6 +29,7 @@ from functools import cache
 
 import hyperscan
 
+from passerelle.compliance.dbcache import compile_cached
 from passerelle.compliance.findings import Finding, Pattern
 from passerelle.compliance.names import NameLists, load
 
@@ -147,7 +148,8 @@ class _Triggers:
     One literal database holds every capitalised given name followed by a space ("Marie "), the
     titles ("Dr. ", "Mme "), the greetings ("Dear "), the cues that introduce the next word ("name
     is ", "Nom : ") and initials ("J. ").  The text is scanned as Latin-1 with "?" for other
-    characters, so byte offsets are string offsets.  Compiled once per process (about a second).
+    characters, so byte offsets are string offsets.  Compiled once per process (about a second), or
+    loaded from the compiled-pattern cache.
     """
 
     def __init__(self, table: dict[str, int]) -> None:
@@ -169,12 +171,10 @@ class _Triggers:
             forms[cue.capitalize().encode("latin-1")] = _NEXT
         for letter in range(ord("A"), ord("Z") + 1):
             forms[bytes((letter,)) + b". "] = _AT_WORD
-        literals = list(forms)
+        literals = sorted(forms)  # a stable order: the cache key depends on it
         self.kinds = [forms[lit] for lit in literals]
         self.lengths = [len(lit) for lit in literals]
-        self.words = hyperscan.Database()
-        self.words.compile(expressions=literals, ids=list(range(len(literals))), elements=len(literals), flags=0,
-                           literal=True)
+        self.words = compile_cached(literals, list(range(len(literals))), [0] * len(literals), literal=True)
         self._local = threading.local()
         _release_heap()
 
