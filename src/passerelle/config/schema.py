@@ -189,6 +189,17 @@ class CacheConfig(Strict):
     max_entry_bytes: Annotated[int, Meta(ge=1)] = 1024 * 1024
 
 
+class AuditConfig(Strict):
+    """The tamper-evident audit log (see docs/audit.md)."""
+
+    enabled: bool = True
+    retention_days: NonNegativeInt = 365  # the default, raised to any pack floor per record
+    store_content: bool = False  # permission to keep the (already redacted) content a request hands over
+    flush_interval: PositiveFloat = 0.2  # write-behind: seconds between commits (what a crash can lose)
+    batch: Annotated[int, Meta(ge=1)] = 1000  # most records per commit
+    queue: Annotated[int, Meta(ge=1)] = 100_000  # records held in memory before shedding
+
+
 class Config(Strict):
     server: ServerConfig = msgspec.field(default_factory=ServerConfig)
     providers: dict[str, ProviderConfig] = msgspec.field(default_factory=dict)
@@ -198,3 +209,4 @@ class Config(Strict):
     store: StoreConfig = msgspec.field(default_factory=StoreConfig)
     metering: MeteringConfig = msgspec.field(default_factory=MeteringConfig)
     cache: CacheConfig = msgspec.field(default_factory=CacheConfig)
+    audit: AuditConfig = msgspec.field(default_factory=AuditConfig)
