@@ -120,3 +120,33 @@ def test_street_address(text: str, address: str) -> None:
 ])
 def test_not_street_addresses(text: str) -> None:
     assert values(text, "STREET_ADDRESS") == []
+
+
+# --- regressions of issue 5 --------------------------------------------------------------------
+
+@pytest.mark.parametrize(("text", "phone"), [
+    ("Mon numéro : 0612345678", "0612345678"),
+    ("Mon numéro est le 0612345678.", "0612345678"),
+    ("Appelez-moi au n° 0145678912", "0145678912"),
+    ("n° 0612345678", "0612345678"),
+    ("Tél. 0145678912", "0145678912"),
+    ("Mon portable : 0612345678", "0612345678"),
+    ("Telefon: 03012345678", "03012345678"),
+])
+def test_french_and_german_phone_cues(text: str, phone: str) -> None:
+    assert values(text, "PHONE") == [phone]
+
+
+@pytest.mark.parametrize("text", [
+    "numéro de commande 0612345678",
+    "Commande n° 0612345678",
+    "Numéro de compte 01244710908 à l'agence",
+    "Rechnung Nr. 03012345678",
+])
+def test_number_cues_of_other_things_are_not_phones(text: str) -> None:
+    assert values(text, "PHONE") == []
+
+
+@pytest.mark.parametrize("address", ["66 Washington Grove", "202 Edwards Crescent", "4 Rose Gardens"])
+def test_more_english_street_types(address: str) -> None:
+    assert values(f"My new address is {address}, Nottingham.", "STREET_ADDRESS") == [address]

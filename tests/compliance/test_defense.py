@@ -184,3 +184,57 @@ def test_protocol_shape() -> None:
     assert DETECTOR.types == {"CLASSIFICATION_MARKING", "EXPORT_CONTROL", "CODEWORD"}
     ids = [p.id for p in DETECTOR.patterns]
     assert len(ids) == len(set(ids))
+
+
+# --- regressions of issue 5 --------------------------------------------------------------------
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("1.2 (S//NF) The convoy leaves at dawn.", [("(S//NF)", "US:SECRET//NOFORN")]),
+    ("SECRET//NOFORN\n(U) 3. General text.\n(S) 4. The convoy.\n1.2 (C) Details follow.\nSECRET//NOFORN",
+     [("SECRET//NOFORN", "US:SECRET//NOFORN"), ("(S)", "US:SECRET"), ("(C)", "US:CONFIDENTIAL"),
+      ("SECRET//NOFORN", "US:SECRET//NOFORN")]),
+    ("3. (S) The convoy leaves.\n4. (C) It is escorted.\n", [("(S)", "US:SECRET"), ("(C)", "US:CONFIDENTIAL")]),
+    ("a. (S) first\nb. (C) second\n", [("(S)", "US:SECRET"), ("(C)", "US:CONFIDENTIAL")]),
+])
+def test_portion_marks_after_paragraph_numbers(text: str, expected: list[tuple[str, str]]) -> None:
+    assert found(text) == expected
+
+
+@pytest.mark.parametrize("text", [
+    "(U) 3. text",  # unclassified, alone
+    "(C) 2024 Acme\n(C) Copyright Acme",
+    "1. (S) and 2. (C) in one line of prose are list items",
+])
+def test_portion_lookalikes(text: str) -> None:
+    assert found(text) == []
+
+
+def test_a_portion_inside_a_line_is_not_taken_for_the_line_start() -> None:
+    text = "SECRET//NOFORN\n(S) first item, with a (C) inside\n(C) second item"
+    assert [v for v, _ in found(text)] == ["SECRET//NOFORN", "(S)", "(C)"]
+    assert [f.start for f in findings(text)][-1] == text.index("(C) second")
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("VS-NUR FÜR DEN DIENSTGEBRAUCH\n\nBericht",
+     [("VS-NUR FÜR DEN DIENSTGEBRAUCH", "DE:VS-NUR FUR DEN DIENSTGEBRAUCH")]),
+    ("Dieses Dokument ist als VS-NfD eingestuft.", [("VS-NfD", "DE:VS-NUR FUR DEN DIENSTGEBRAUCH")]),
+    ("Das Papier ist VS-VERTRAULICH zu behandeln.", [("VS-VERTRAULICH", "DE:VS-VERTRAULICH")]),
+    ("GEHEIM\nLagebericht", [("GEHEIM", "DE:GEHEIM")]),
+    ("--- STRENG GEHEIM ---\nText", [("STRENG GEHEIM", "DE:STRENG GEHEIM")]),
+    ("Einstufung: Geheim", [("Geheim", "DE:GEHEIM")]),
+    ("Geheimhaltungsgrad : VS-Vertraulich", [("VS-Vertraulich", "DE:VS-VERTRAULICH")]),
+])
+def test_german_markings(text: str, expected: list[tuple[str, str]]) -> None:
+    assert found(text) == expected
+
+
+@pytest.mark.parametrize("text", [
+    "Das bleibt geheim, streng geheim sogar.",
+    "Die Zutaten sind GEHEIM, sagt der Koch.",
+    "The secret is out. It's a SECRET recipe. Keep it secret!",
+    "secret\nSecret\nTop secret",
+    "Le secret de la recette est bien gardé.",
+])
+def test_the_word_secret_or_geheim_in_prose_is_never_a_finding(text: str) -> None:
+    assert findings(text) == []

@@ -215,3 +215,52 @@ def test_grouped_siret_speaks_for_itself_a_grouped_siren_does_not() -> None:
 def test_bare_company_numbers_need_their_keyword() -> None:
     assert found("Commande 732829320 livrée, lot 73282932000074") == []
     assert values("Horodatage 20240115093045", "FR_SIRET") == []
+
+
+# --- regressions of issue 5 --------------------------------------------------------------------
+
+@pytest.mark.parametrize("text", [
+    "Société Acme Conseil, SIRET 36568121201994, TVA FR12345678901.",
+    "Der französische Lieferant hat die SIRET 36426652808283.",
+    "Numéro SIREN/SIRET de l'entreprise : 38012986600030",
+])
+def test_siret_starting_like_a_diners_card_is_a_siret(text: str) -> None:
+    [(kind, _)] = found(text)
+    assert kind == "FR_SIRET"
+
+
+def test_a_14_digit_diners_reading_needs_card_context() -> None:
+    assert values("ref 30569309025904 attached", "CREDIT_CARD") == []
+    assert values("Diners Club card 30569309025904", "CREDIT_CARD") == ["30569309025904"]
+
+
+@pytest.mark.parametrize("text", [
+    "Die IBAN DE63 6889 9962 6671 1235 51 wurde von der Bank als ungültig abgelehnt.",
+    "IBAN on the form: IT21 W072 6898 3963 6900 1760 166 (the bank says it does not exist)",
+    "FR76 3000 6000 0112 3456 7890 188",  # check digits wrong by one
+])
+def test_an_iban_with_a_bad_check_digit_is_nothing(text: str) -> None:
+    assert found(text) == []
+
+
+def test_aba_routing_needs_its_checksum_and_its_own_keyword() -> None:
+    text = "Routing number 021000021, account number 123456780."  # both pass the 3-7-1 checksum
+    assert found(text) == [("US_ABA_ROUTING", "021000021"), ("BANK_ACCOUNT", "123456780")]
+    assert values("Routing number 021000022", "US_ABA_ROUTING") == []  # checksum
+    assert values("Reference 021000021", "US_ABA_ROUTING") == []  # no keyword
+
+
+def test_a_bare_account_word_counts_next_to_banking_words_only() -> None:
+    assert values("Wire to ABA routing number 219033127, account 72108855.", "BANK_ACCOUNT") == ["72108855"]
+    assert values("Virement sur le compte 12345678 de la banque", "BANK_ACCOUNT") == ["12345678"]
+    assert values("my account 12345678 at the shop was closed", "BANK_ACCOUNT") == []
+
+
+@pytest.mark.parametrize(("text", "kind", "value"), [
+    ("Meine Karte 4349228861094752 läuft 08/26 ab.", "CARD_EXPIRY", "08/26"),
+    ("Kreditkarte 4111 1111 1111 1111, gültig bis 12/27", "CREDIT_CARD", "4111 1111 1111 1111"),
+    ("Kontonummer 0532013000 bei der Sparkasse", "BANK_ACCOUNT", "0532013000"),
+    ("Bankleitzahl 37040044, Konto 0532013000", "BANK_ACCOUNT", "0532013000"),
+])
+def test_german_context_words(text: str, kind: str, value: str) -> None:
+    assert value in values(text, kind)

@@ -117,3 +117,25 @@ def test_driver_license_after_its_keyword(text: str, number: str) -> None:
 ])
 def test_not_driver_licenses(text: str) -> None:
     assert values(text, "DRIVER_LICENSE") == []
+
+
+# --- regressions of issue 5 --------------------------------------------------------------------
+
+@pytest.mark.parametrize("itin", ["921-50-4628", "921-60-4628", "959-65-1504", "912-70-1234", "912-88-1234",
+                                  "912-90-1234", "912-92-1234", "912-94-1234", "999-99-2871"])
+def test_itin_groups_of_the_irs_rules(itin: str) -> None:
+    assert values(f"The IRS letter lists my ITIN as {itin}.", "US_ITIN") == [itin]
+
+
+@pytest.mark.parametrize("itin", ["921-49-4628", "921-66-4628", "912-69-1234", "912-89-1234", "912-93-1234",
+                                  "912-00-1234"])
+def test_itin_groups_outside_the_irs_rules(itin: str) -> None:
+    assert values(f"The IRS letter lists my ITIN as {itin}.", "US_ITIN") == []
+
+
+@pytest.mark.parametrize(("text", "kind"), [
+    ("Sozialversicherungsnummer: 536-22-1234", "US_SSN"),
+    ("Steuer-ID (ITIN): 959-53-1504", "US_ITIN"),
+])
+def test_german_identity_context(text: str, kind: str) -> None:
+    assert [k for k, _ in found(text)] == [kind]

@@ -201,3 +201,29 @@ def test_patterns_compile_for_hyperscan_in_utf8_mode_too(detector: PersonDetecto
     db = hyperscan.Database()
     db.compile(expressions=[p.regex.encode() for p in detector.patterns], ids=[0], elements=1,
                flags=[hyperscan.HS_FLAG_SOM_LEFTMOST | hyperscan.HS_FLAG_UTF8])
+
+
+# --- regressions of issue 5 --------------------------------------------------------------------
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("Bonjour, Jean M. Dupont a appelé.", ["Jean M. Dupont"]),
+    ("Dictated by Richard M. Sutton; transcribed by staff.", ["Richard M. Sutton"]),
+    ("Author: Mark M. Gilbert", ["Mark M. Gilbert"]),
+    ("Bonjour M. Dupont, merci.", ["Dupont"]),  # "M." alone before a surname is still Monsieur
+    ("Lettre de M. Jean Dupont.", ["Jean Dupont"]),
+])
+def test_a_middle_initial_m_keeps_the_name_whole(detector: PersonDetector, text: str, expected: list[str]) -> None:
+    assert names(detector, text) == expected
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("Ich bin am 15.07.1936 geboren, falls Sie das brauchen.", "15.07.1936"),
+    ("Ich bin am 4. April 1999 geboren.", "4. April 1999"),
+])
+def test_german_date_before_geboren(detector: PersonDetector, text: str, expected: str) -> None:
+    assert dates(detector, text) == [expected]
+
+
+@pytest.mark.parametrize("text", ["Er wurde 1936 geboren.", "Sie ist am 15.07.2036 geboren.", "am 15.07.1936, geboren"])
+def test_german_geboren_without_a_plausible_date_before(detector: PersonDetector, text: str) -> None:
+    assert dates(detector, text) == []

@@ -27,19 +27,23 @@ WORDS: dict[str, str] = {
     "expiry": rf"expiry(?: date)?|expiration(?: date)?|expires?(?: on| le| fin)?|exp\.?(?: date)?|"
               rf"valid (?:thru|through|until)|good thru|date d'expiration|date de validit{_E}|"
               rf"valable jusqu'(?:au|à|a)|fin de validit{_E}|g{_U}ltig bis|ablaufdatum|verfallsdatum|"
-              rf"ablauf",
+              rf"ablauf|l(?:ä|ae|a)uft(?: am| bis)?",  # "läuft 08/26 ab"
     "bic": r"bic|swift(?: code)?|bic/swift|code bic|code swift|code banque",
     "routing": r"routing(?: number| no| #)?|aba(?: number| routing)?|rtn|routing transit|transit number",
+    # Where a bare "account" / "compte" / "Konto" is a bank account: next to another banking word.
+    "banking": rf"routing|aba|rtn|iban|bic|swift|sort code|wire|bank(?:ing)?|banque|bancaire|virement|rib|"
+               rf"{_U}berweisung|bankverbindung|bankleitzahl|blz|kreditinstitut",
     "account": rf"(?:bank|checking|savings|current|deposit) account(?: number| no\.?| #)?|"
                rf"account (?:number|no\.?|#)|acct(?: no\.?| #)?|"
                rf"num{_E}ro de compte|n° de compte|compte(?: bancaire| courant| n°)?|"
-               rf"kontonummer|konto(?:-?nr\.?| nr\.?)?|bankkonto",
+               rf"kontonummer|konto(?:-?nr\.?| nr\.?)?|bankkonto|iban-?nummer",
     "company": rf"siren|siret|rcs|n° rcs|immatricul{_E}e?|soci{_E}t{_E}|entreprise|{_E}tablissement|"
                rf"company number|firmennummer|unternehmen",
     "vat": r"vat(?: number| no| id| reg(?:istration)?)?|tva(?: intracommunautaire)?|n° tva|"
            r"ust-?id(?:nr)?|ust-idnr\.?|umsatzsteuer(?:-identifikationsnummer)?|mwst|iva|btw|uid",
     "ssn": r"ssn|social security(?: number| no)?|soc\.? sec\.?|sozialversicherungsnummer",
-    "itin": r"itin|individual taxpayer|taxpayer identification",
+    "itin": r"itin|individual taxpayer|taxpayer identification|taxpayer id|tax id|"
+            r"steuer-?id|steueridentifikationsnummer|steuer-identifikationsnummer|num(?:é|e)ro fiscal",
     "nir": rf"nir|insee|s{_E}curit{_E} sociale|num{_E}ro de s{_E}cu|n° de s{_E}cu|s{_E}cu|carte vitale|"
            rf"social security|sozialversicherung",
     "nhs": r"nhs(?: number| no)?|national health service|nhs no\.?",
@@ -48,7 +52,7 @@ WORDS: dict[str, str] = {
                 rf"reisepass(?:nummer)?|pass(?:nummer|-?nr\.?)",
     "driver": rf"driver'?s? licen[cs]e|driving licen[cs]e|driver licen[cs]e|dl(?: number| no| #)?|"
               rf"permis de conduire|permis|f{_U}hrerschein(?:nummer)?",
-    "phone_fr": rf"t{_E}l{_E}phone|t{_E}l\.?|portable|mobile|fixe|appelez|appeler|joindre|num{_E}ro",
+    "phone_fr": rf"t{_E}l{_E}phone|t{_E}l\.?|portable|mobile|fixe|appelez|appeler|joindre|rappeler|standard",
     "phone_de": r"telefon(?:nummer)?|tel\.?|handy(?:nummer)?|mobil(?:nummer|telefon)?|rufnummer|anrufen|fax",
     "phone_en": r"phone(?: number)?|tel\.?|telephone|mobile|cell(?:phone)?|call|fax|contact",
     "ip": r"ip(?: address)?|adresse ip|ip-adresse|host|server|serveur|client ip",
@@ -101,3 +105,14 @@ def first_near(text: str, start: int, groups: tuple[str, ...], window: int = WIN
         if _LOOKUP[group].search(text, lo, start) is not None:
             return group
     return None
+
+
+def closest(text: str, start: int, groups: tuple[str, ...], window: int = WINDOW) -> str | None:
+    """The group whose word ends nearest before ``start`` (the first of ``groups`` on a tie), or None."""
+    lo = max(0, start - window)
+    best, best_end = None, -1
+    for group in groups:
+        for match in _LOOKUP[group].finditer(text, lo, start):
+            if match.end() > best_end:
+                best, best_end = group, match.end()
+    return best

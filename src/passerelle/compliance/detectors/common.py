@@ -104,13 +104,19 @@ def looks_like_date(value: str) -> bool:
     return len(year) in (2, 4)
 
 
+def _code_group(group: str) -> bool:
+    """"1234", "DE63", "W072": a group of a longer code (a word such as "Visa" or "card" has no digit)."""
+    return group.isascii() and group.isalnum() and any(c in DIGITS for c in group)
+
+
 def continues(text: str, start: int, end: int, sep: str) -> bool:
-    """Whether a grouped number is one part of a longer one: another 4-digit group is glued on."""
+    """Whether a grouped number is one part of a longer code: another 4-character group with a digit is glued
+    on ("DE63 6889 9962 6671 1235 51" is an IBAN, whatever its check digits say)."""
     before = text[max(0, start - 6):start]
     after = text[end:end + 6]
-    glued_before = len(before) >= 5 and before[-1] == sep and before[-5:-1].isdigit() and (
+    glued_before = len(before) >= 5 and before[-1] == sep and _code_group(before[-5:-1]) and (
         len(before) < 6 or not before[-6].isalnum())
-    glued_after = len(after) >= 5 and after[0] == sep and after[1:5].isdigit() and (
+    glued_after = len(after) >= 5 and after[0] == sep and _code_group(after[1:5]) and (
         len(after) < 6 or not after[5].isalnum())
     return glued_before or glued_after
 

@@ -28,6 +28,10 @@ _CONTEXT_REGION = {"phone_fr": "FR", "phone_de": "DE", "phone_en": "US"}
 _IPV4_SHAPE = re.compile(r"\d{1,3}(?:\.\d{1,3}){3}")
 _NOT_DIGITS = str.maketrans("", "", " .-/()+")
 _EXTENSION = re.compile(r" ?(?:x|ext\.?) ?\d{1,6}$")
+# "mon numéro : ", "au n° ": a French phone cue right before the number ("numéro de compte" is not one), and only
+# when no reference word (commande, facture...) says otherwise.
+_NUMBER_CUE = re.compile(r"(?:\b(?:mon|ton|son|votre|notre|leur|au|le|ce|du) num(?:é|e)ro|\bn°)[^\w]{0,3}"
+                         r"(?:(?:est|c'est|le|du|au)[^\w]{1,3}){0,2}$", re.IGNORECASE)
 _ZIP_OR_ISSN = re.compile(r"\d{5}-\d{4}|\d{4}-\d{3}[\dX]")
 
 
@@ -74,6 +78,8 @@ def _phone(text: str, start: int, end: int) -> Finding | None:
     context = first_near(text, start, _PHONE_CONTEXT)
     if a_reference(text, start, context is not None):
         return None
+    if context is None and _NUMBER_CUE.search(text, max(0, start - 30), start) and not a_reference(text, start, False):
+        context = "phone_fr"
     bonus = 0.1 if context is not None else 0.0  # scores stay on two decimals: 0.8 + 0.1 is 0.9
     if value.count(".") == 1 and value.replace(".", "").lstrip("+").isdigit():
         return None  # +35236450.6 is a decimal number
@@ -212,7 +218,8 @@ PATTERNS = (
     Pattern("street_address_fr", r"\b(?i:rue|avenue|av\.|boulevard|bd|place|chemin|impasse|all(?:é|e)e|quai|route|"
                                  r"cours|square) ", "STREET_ADDRESS", _address_fr),
     Pattern("street_address_en", r"\b(?:Street|St|Avenue|Ave|Road|Rd|Boulevard|Blvd|Lane|Ln|Drive|Dr|Court|Ct|Way|"
-                                 r"Place|Pl|Terrace|Close|Square)\b", "STREET_ADDRESS", _address_en),
+                                 r"Place|Pl|Terrace|Close|Square|Grove|Crescent|Gardens|Mews|Parkway|Pkwy|Highway|Hwy|"
+                                 r"Circle|Row)\b", "STREET_ADDRESS", _address_en),
     Pattern("street_address_de", r"(?:(?:straße|strasse|str\.|weg|platz|allee|gasse|damm|ufer)|"
                                  r"\b(?:Straße|Strasse|Str\.|Weg|Platz|Allee|Gasse|Ring|Damm)) \d{1,4}[a-z]?\b",
             "STREET_ADDRESS", _address_de),

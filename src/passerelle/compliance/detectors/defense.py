@@ -34,6 +34,7 @@ _LEVELS = (
     rf"TR(?:È|E)S SECRET D{_E}FENSE|SECRET D{_E}FENSE|CONFIDENTIEL D{_E}FENSE|TR(?:È|E)S SECRET|DIFFUSION RESTREINTE|"
     rf"UK TOP SECRET|UK SECRET|(?:UK )?OFFICIAL[- ]SENSITIVE|"
     rf"CONTROLLED UNCLASSIFIED INFORMATION|FOR OFFICIAL USE ONLY|UNCLASSIFIED|"
+    rf"VS-NUR F(?:Ü|UE|U)R DEN DIENSTGEBRAUCH|VS-NfD|VS-NFD|VS-VERTRAULICH|STRENG GEHEIM|GEHEIM|"
     rf"TOP SECRET|SECRET|CONFIDENTIAL|CUI|FOUO"
 )
 _BANNER_REGEX = rf"\b(?:{_LEVELS})\b"
@@ -42,11 +43,13 @@ _CONTROLS = re.compile(
     r"[A-Z][A-Z0-9-]*(?:/[A-Z][A-Z0-9-]*)*))+"
 )
 _PORTION_REGEX = r"\((?:CTS|TS|S|C|U|NS|NC|NR|DR|TSD|SD|CD|CUI)(?://[A-Z0-9][A-Z0-9 ,/-]*)?\)"
-_LABEL_WORDS = r"classification|classified|niveau de classification|classement|marking|einstufung"
+_LABEL_WORDS = (r"classification|classified|niveau de classification|classement|marking|einstufung|"
+                r"geheimhaltungsgrad|vs-grad")
 _LEVELS_ANY_CASE = (
     rf"cosmic top secret|cosmic tr(?:è|e|È|E)s secret|nato (?:secret|confidential|restricted)|secret otan|"
     rf"confidentiel otan|diffusion restreinte(?: otan)?|tr(?:è|e|È|E)s secret(?: d{_EL}fense)?|"
-    rf"secret d{_EL}fense|confidentiel d{_EL}fense|official[- ]sensitive|top secret|secret|confidential"
+    rf"secret d{_EL}fense|confidentiel d{_EL}fense|official[- ]sensitive|top secret|secret|confidential|"
+    rf"vs-nur f(?:ü|Ü|ue|u)r den dienstgebrauch|vs-nfd|vs-vertraulich|streng geheim|geheim"
 )
 _GAP = "(?:[ \t]|\u00a0){0,3}"  # spaces around the colon, a French no-break space too (outside any class)
 _LABEL_REGEX = rf"\b(?i:{_LABEL_WORDS}){_GAP}:{_GAP}(?i:{_LEVELS_ANY_CASE})\b"
@@ -56,8 +59,12 @@ _LEVEL_IN_LABEL = re.compile(rf"(?:{_LEVELS_ANY_CASE})$", re.IGNORECASE)
 _LABEL_BEFORE = re.compile(rf"(?:{_LABEL_WORDS}){_GAP}:?{_GAP}$", re.IGNORECASE)
 _DECORATION = " \t\r-\u2013\u2014*=_#|[](){}<>:."
 # Portion marks at line starts, followed by text (not "(C) 2024" nor "(C) Copyright").
+# Portion marks at line starts, possibly after a paragraph number ("1.2 (S) text", "(U) 3. text"), followed by
+# text: not "(C) 2024" nor "(C) Copyright".
+_PARAGRAPH = r"(?:(?:\d{1,3}\.)*\d{1,3}\.?|[a-z]\.|[A-Z]\.)[ \t]+"
 _LINE_PORTION = re.compile(
-    r"(?m)^[ \t]*\((?:CTS|TS|S|C|U|NS|NC|NR|DR|TSD|SD|CD|CUI)(?://[A-Z0-9 ,/-]*)?\)[ \t]+(?![0-9]|[Cc]opyright)\S"
+    rf"(?m)^[ \t]*(?:{_PARAGRAPH})?(\((?:CTS|TS|S|C|U|NS|NC|NR|DR|TSD|SD|CD|CUI)(?://[A-Z0-9 ,/-]*)?\))[ \t]+"
+    r"(?![0-9]{4}\b|[Cc]opyright)\S"
 )
 _CONTROLLED = re.compile(r"[A-Z]//[A-Z]")  # "SECRET//NOFORN", "(S//NF)"; not "https://"
 _NEAR = 4000  # how far a bare portion mark looks for the others
@@ -78,9 +85,14 @@ _SYSTEMS: dict[str, tuple[str, str]] = {
     "FOR OFFICIAL USE ONLY": ("US", "UNCLASSIFIED//FOUO"), "FOUO": ("US", "UNCLASSIFIED//FOUO"),
     "UNCLASSIFIED": ("US", "UNCLASSIFIED"),
     "TOP SECRET": ("US", "TOP SECRET"), "SECRET": ("US", "SECRET"), "CONFIDENTIAL": ("US", "CONFIDENTIAL"),
+    "STRENG GEHEIM": ("DE", "STRENG GEHEIM"), "GEHEIM": ("DE", "GEHEIM"), "VS-VERTRAULICH": ("DE", "VS-VERTRAULICH"),
+    "VS-NUR FUR DEN DIENSTGEBRAUCH": ("DE", "VS-NUR FUR DEN DIENSTGEBRAUCH"),
+    "VS-NUR FUER DEN DIENSTGEBRAUCH": ("DE", "VS-NUR FUR DEN DIENSTGEBRAUCH"),
+    "VS-NFD": ("DE", "VS-NUR FUR DEN DIENSTGEBRAUCH"),
 }
 # Levels that are ordinary words too: a marking only with controls, alone on a line or after a label.
-_BARE = frozenset({"TOP SECRET", "SECRET", "CONFIDENTIAL", "TRES SECRET", "CUI", "FOUO", "UNCLASSIFIED"})
+_BARE = frozenset({"TOP SECRET", "SECRET", "CONFIDENTIAL", "TRES SECRET", "CUI", "FOUO", "UNCLASSIFIED", "GEHEIM",
+                   "STRENG GEHEIM"})
 _PORTIONS = {
     "TS": ("US", "TOP SECRET"), "S": ("US", "SECRET"), "C": ("US", "CONFIDENTIAL"), "U": ("US", "UNCLASSIFIED"),
     "CUI": ("US", "CUI"), "CTS": ("NATO", "COSMIC TOP SECRET"), "NS": ("NATO", "NATO SECRET"),
@@ -155,8 +167,9 @@ def validate_portion(text: str, start: int, end: int) -> Finding | None:
     system, level = _PORTIONS[abbr]
     if not raw:
         line_start = text.rfind("\n", 0, start) + 1
-        if abbr == "U" or _LINE_PORTION.match(text, line_start) is None:
-            return None  # not at a line start, or "(C) 2024", "(C) Copyright"
+        line = _LINE_PORTION.match(text, line_start)
+        if abbr == "U" or line is None or line.start(1) != start:
+            return None  # not at a line start (after a paragraph number), or "(C) 2024", "(C) Copyright"
         lo, hi = max(0, start - _NEAR), min(len(text), end + _NEAR)
         if len(_LINE_PORTION.findall(text, lo, hi)) < 2 and _CONTROLLED.search(text, lo, hi) is None:
             return None  # a lone "(C)" is a list item, not a portion mark

@@ -10,7 +10,7 @@ from stdnum.fr import siren, siret
 from stdnum.gb import vat as gb_vat
 from stdnum.us import rtn
 
-from passerelle.compliance.context import GAP, keyword, near
+from passerelle.compliance.context import GAP, WORDS, closest, keyword, near
 from passerelle.compliance.detectors import wallets
 from passerelle.compliance.detectors.common import (
     DIGITS,
@@ -80,8 +80,10 @@ def _card(text: str, start: int, end: int) -> Finding | None:
     if not luhn.is_valid(digits):
         return None
     context = near(text, start, "card")
-    if not grouped and len(digits) not in _USUAL_LENGTH[brand] and not context:
-        return None  # big integers in code and data (seeds, ids, parcels) rarely have a brand's usual length
+    if not context and (brand == "DINERS" or (not grouped and len(digits) not in _USUAL_LENGTH[brand])):
+        # big integers in code and data (seeds, ids, parcels) rarely have a brand's usual length; and a
+        # 14-digit 30/36/38/39... number is far more often a SIRET than a Diners Club card
+        return None
     if looks_like_isbn(digits) or a_reference(text, start, context):
         return None
     return Finding("CREDIT_CARD", start, end, 1.0 if context else 0.95, brand)
@@ -131,19 +133,25 @@ def _bic(text: str, start: int, end: int) -> Finding | None:
 
 
 def _routing(text: str, start: int, end: int) -> Finding | None:
-    number = compact(text[start:end])
-    if near(text, start, "routing") and rtn.is_valid(number) and not embedded(text, start, end):
-        return Finding("US_ABA_ROUTING", start, end, 0.95)
-    return None
+    # The closest keyword decides: in "routing number 021000021, account number 123456780" the second
+    # number passes the 3-7-1 checksum too (one 9-digit number in ten does) but is the account.
+    if closest(text, start, ("routing", "account")) != "routing" or embedded(text, start, end):
+        return None
+    return Finding("US_ABA_ROUTING", start, end, 0.95) if rtn.is_valid(compact(text[start:end])) else None
 
 
 _ID_WORD = re.compile(r"(?i:[\W_]id\b)")
+
+
+_ACCOUNT_WORD = re.compile(rf"(?:{WORDS['account']})(?!\w)", re.IGNORECASE)
 
 
 def _account(text: str, start: int, end: int) -> Finding | None:
     found = tail(text, start, end, DIGITS | {"-"}, 0.8, "BANK_ACCOUNT", min_len=6)
     if found is None or _ID_WORD.search(text, start, found.start):
         return None  # "account_id", "account ID": cloud and customer accounts, not bank accounts
+    if _ACCOUNT_WORD.match(text, start) is None and not near(text, start, "banking", 80):
+        return None  # a bare "account 12345678" is a bank account only next to banking words (routing, IBAN...)
     return found
 
 
@@ -184,7 +192,7 @@ def _siret(text: str, start: int, end: int) -> Finding | None:
     if not siret.is_valid(number) or embedded(text, start, end) or glued(text, start, end):
         return None
     if near(text, start, "company"):
-        return Finding("FR_SIRET", start, end, 0.95)
+        return Finding("FR_SIRET", start, end, 1.0)  # above a card reading of the same digits
     if len(value) == len(number) or looks_like_timestamp(number) or a_reference(text, start, False):
         return None  # 20240115093045 is a time; alone, only the 3 3 3 5 grouping says SIRET
     return Finding("FR_SIRET", start, end, 0.7)
@@ -212,7 +220,8 @@ PATTERNS = (
     Pattern("iban", rf"\b(?:{_IBAN_COUNTRIES})\d\d(?: ?[A-Z0-9]{{4}}){{2,7}}(?: ?[A-Z0-9]{{1,3}})?\b", "IBAN", _iban),
     Pattern("swift_bic", r"\b[A-Z]{6}[A-Z0-9]{2}(?:[A-Z0-9]{3})?\b", "SWIFT_BIC", _bic),
     Pattern("us_aba_routing", r"\b\d{9}\b", "US_ABA_ROUTING", _routing),
-    Pattern("bank_account", keyword("account") + GAP + r"\d[\d-]{4,18}\d\b", "BANK_ACCOUNT", _account),
+    Pattern("bank_account", rf"\b(?i:{WORDS['account']}|account|compte|konto)" + GAP + r"\d[\d-]{4,18}\d\b",
+            "BANK_ACCOUNT", _account),
     Pattern("bitcoin", r"\b(?:[13][1-9A-HJ-NP-Za-km-z]{25,34}|bc1[02-9ac-hj-np-z]{8,87}|BC1[02-9AC-HJ-NP-Z]{8,87})\b",
             "CRYPTO_WALLET", _bitcoin),
     Pattern("ethereum", r"\b0x[0-9a-fA-F]{40}\b", "CRYPTO_WALLET", _ethereum),

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from stdnum.fr import nir
 from stdnum.gb import nhs
-from stdnum.us import itin, ssn
+from stdnum.us import ssn
 
 from passerelle.compliance.context import GAP, first_near, keyword, near
 from passerelle.compliance.detectors.common import (
@@ -19,6 +19,15 @@ from passerelle.compliance.detectors.common import (
 )
 from passerelle.compliance.findings import Finding, Pattern
 
+# IRS: an ITIN is 9XX-GG-XXXX with the group GG in 50-65, 70-88, 90-92 or 94-99 (python-stdnum's list
+# predates the 50-65 range of 2013).
+_ITIN_GROUPS = frozenset(range(50, 66)) | frozenset(range(70, 89)) | frozenset({90, 91, 92}) | \
+    frozenset(range(94, 100))
+
+
+def itin_valid(number: str) -> bool:
+    return len(number) == 9 and number.isdigit() and number[0] == "9" and int(number[3:5]) in _ITIN_GROUPS
+
 
 def _ssn_or_itin(text: str, start: int, end: int) -> Finding | None:
     value = text[start:end]
@@ -26,7 +35,7 @@ def _ssn_or_itin(text: str, start: int, end: int) -> Finding | None:
     if embedded(text, start, end) or glued(text, start, end):
         return None
     # An ITIN starts with 9, which no SSN does: one pattern serves both.
-    entity, valid = ("US_ITIN", itin.is_valid(number)) if number[0] == "9" else ("US_SSN", ssn.is_valid(number))
+    entity, valid = ("US_ITIN", itin_valid(number)) if number[0] == "9" else ("US_SSN", ssn.is_valid(number))
     if not valid:
         return None
     context = first_near(text, start, ("ssn", "itin"))

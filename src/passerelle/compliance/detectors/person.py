@@ -317,8 +317,8 @@ class PersonDetector:
             e = s + len(word)
             if len(word) == 1:
                 flags = INITIAL if dot else COMMON
-                if word == "M" and dot:
-                    flags = TITLE  # "M. Dupont": Monsieur
+                if word == "M" and dot and not (seg and seg[-1][2] & GIVEN):
+                    flags = TITLE  # "M. Dupont": Monsieur; but "Jean M. Dupont" has a middle initial
                 elif dot and text[e + 1 : e + 2].isalpha():  # "B.Sc.", "S.A.S.": an abbreviation
                     flags = SUFFIX
                 elif dot and _ABBREVIATION_BEFORE.search(text, max(0, s - 4), s):
@@ -411,6 +411,8 @@ _DOB_TAIL = re.compile(
     rf"[^0-9A-Za-z\n]{{0,4}}(?:(?i:is|was|on|the|le|am|:)[^0-9A-Za-z\n]{{1,3}}){{0,2}}({_DATE})"
 )
 _YEAR = re.compile(r"(?:1[89]|20)[0-9]{2}")
+# German puts the date before the verb: "Ich bin am 15.07.1936 geboren".
+_DOB_BEFORE = re.compile(rf"\b(?i:am|den|vom)[ \t]+({_DATE})[ \t]+$")
 
 
 def validate_date_of_birth(text: str, start: int, end: int) -> Finding | None:
@@ -419,7 +421,11 @@ def validate_date_of_birth(text: str, start: int, end: int) -> Finding | None:
         return None  # "borne", "nécessaire": not the keyword
     m = _DOB_TAIL.match(text, end)
     if m is None:
-        return None
+        if text[start:end].lower() != "geboren":
+            return None
+        m = _DOB_BEFORE.search(text, max(0, start - 40), start)
+        if m is None:
+            return None
     stop = m.end(1)
     if stop < len(text) and (text[stop].isdigit() or (text[stop] in "./-" and text[stop + 1 : stop + 2].isdigit())):
         return None  # "12/03/19851": no date ends there
