@@ -1,0 +1,110 @@
+"""``AuditLog``: write-behind with group commit, bounded queue with counted shedding, a database
+that is briefly locked, invalid events, and the disabled log."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from passerelle.audit import AuditLog, open_audit
+from passerelle.audit.chain import GENESIS, averify
+from passerelle.audit.records import AuditRecord
+from passerelle.audit.sqlite import SQLiteAuditStore
+from passerelle.config import Config
+from passerelle.config.schema import AuditConfig
+from tests.audit.conftest import event
+
+
+async def stored(store: SQLiteAuditStore) -> list[AuditRecord]:
+    async with store.snapshot() as view:
+        assert (await averify(view.records(), GENESIS)).ok
+        return [r async for r in view.records()]
+
+
+async def test_background_commits_and_graceful_stop(tmp_path: Path) -> None:
+    store = SQLiteAuditStore(tmp_path / "audit.db")
+    log = AuditLog(store, AuditConfig(flush_interval=0.05, batch=7))
+    await log.start()
+    for i in range(1, 31):
+        log.append(event(i))
+    deadline = time.monotonic() + 10
+    while (await store.head()).seq < 30:  # the background task committed them, 7 at a time
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.02)
+    for i in range(31, 41):
+        log.append(event(i))
+    await log.aclose()  # flushes what is queued, then closes the store
+    reopened = SQLiteAuditStore(tmp_path / "audit.db")
+    try:
+        assert [r.request_id for r in await stored(reopened)] == [f"req-{i:05d}" for i in range(1, 41)]
+    finally:
+        await reopened.aclose()
+
+
+async def test_full_queue_sheds_the_oldest_and_counts(tmp_path: Path) -> None:
+    store = SQLiteAuditStore(tmp_path / "audit.db")
+    log = AuditLog(store, AuditConfig(queue=5))
+    for i in range(1, 9):
+        log.append(event(i))
+    assert log.dropped == 3
+    await log.flush()
+    assert [r.request_id for r in await stored(store)] == [f"req-{i:05d}" for i in range(4, 9)]
+    await log.aclose()
+
+
+async def test_locked_database_keeps_the_batch_in_order(tmp_path: Path) -> None:
+    store = SQLiteAuditStore(tmp_path / "audit.db", busy_timeout_ms=50)
+    log = AuditLog(store, AuditConfig(batch=3))
+    for i in range(1, 6):
+        log.append(event(i))
+    other = sqlite3.connect(tmp_path / "audit.db", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+    try:
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            await log.flush()
+        log.append(event(6))
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    await log.flush()
+    assert [r.seq for r in await stored(store)] == [1, 2, 3, 4, 5, 6]
+    assert [r.request_id for r in await stored(store)] == [f"req-{i:05d}" for i in range(1, 7)]
+    await log.aclose()
+
+
+async def test_invalid_events_are_counted_not_raised(tmp_path: Path) -> None:
+    store = SQLiteAuditStore(tmp_path / "audit.db")
+    log = AuditLog(store, AuditConfig())
+    log.append(event(1))
+    log.append(event(2, status="200"))
+    log.append(event(3))
+    await log.flush()
+    assert log.invalid == 1 and [r.request_id for r in await stored(store)] == ["req-00001", "req-00003"]
+    await log.aclose()
+
+
+async def test_store_content_follows_the_config(tmp_path: Path) -> None:
+    config = msgspec.convert({"audit": {"store_content": True}}, Config)
+    log = await open_audit(config, tmp_path)
+    assert isinstance(log.store, SQLiteAuditStore) and log.store.path == tmp_path / "audit.db"
+    log.append(event(1, content="[EMAIL] wrote"))
+    log.append(event(2))
+    await log.aclose()
+    reopened = SQLiteAuditStore(tmp_path / "audit.db")
+    try:
+        assert [r.content for r in await stored(reopened)] == ["[EMAIL] wrote", None]
+    finally:
+        await reopened.aclose()
+
+
+async def test_disabled_log_discards(tmp_path: Path) -> None:
+    log = await open_audit(msgspec.convert({"audit": {"enabled": False}}, Config), tmp_path)
+    await log.start()
+    log.append(event(1))
+    await log.aclose()
+    assert log.store is None and not (tmp_path / "audit.db").exists()
