@@ -35,6 +35,8 @@ class ChatRequest:
     openai_extras: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     timeout: float | None = None
+    # Set by the compliance stage: only deployments carrying this label may serve the request.
+    required_label: str | None = None
 
     def for_attempt(self) -> ChatRequest:
         """A copy one upstream attempt may change: its own body (top level and the lists a bridge

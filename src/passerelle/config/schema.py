@@ -200,6 +200,31 @@ class AuditConfig(Strict):
     queue: Annotated[int, Meta(ge=1)] = 100_000  # records held in memory before shedding
 
 
+class PolicyConfig(Strict):
+    """Which compliance packs apply, and per-entity-type action overrides (an override always wins)."""
+
+    packs: list[str] | None = None  # None: inherit (key <- tenant <- compliance defaults)
+    overrides: dict[str, str] = msgspec.field(default_factory=dict)  # entity type -> action
+    codewords: list[str] = msgspec.field(default_factory=list)  # programme names found as CODEWORD
+
+
+class ComplianceConfig(Strict):
+    """Sensitive-data detection and actions on prompts and answers (see docs/compliance.md)."""
+
+    packs: list[str] = msgspec.field(default_factory=list)  # the default policy; empty: compliance off
+    overrides: dict[str, str] = msgspec.field(default_factory=dict)
+    codewords: list[str] = msgspec.field(default_factory=list)
+    tenants: dict[str, PolicyConfig] = msgspec.field(default_factory=dict)  # by tenant id
+    keys: dict[str, PolicyConfig] = msgspec.field(default_factory=dict)  # by key id or config key name
+    # HMAC secret of the pseudonyms (>= 32 characters; use ${ENV}).  Unset: a random one kept in the
+    # data dir (one instance); several instances must share one so surrogates agree across them.
+    secret: str | None = None
+    scan_answers: bool = True  # detect in answers too (text and tool arguments)
+    # Characters of a streamed answer held back so that a value split across chunks is still found
+    # whole: the bound on the delay answer scanning adds to a stream.
+    answer_holdback: Annotated[int, Meta(ge=16, le=4096)] = 64
+
+
 class Config(Strict):
     server: ServerConfig = msgspec.field(default_factory=ServerConfig)
     providers: dict[str, ProviderConfig] = msgspec.field(default_factory=dict)
@@ -209,4 +234,5 @@ class Config(Strict):
     store: StoreConfig = msgspec.field(default_factory=StoreConfig)
     metering: MeteringConfig = msgspec.field(default_factory=MeteringConfig)
     cache: CacheConfig = msgspec.field(default_factory=CacheConfig)
+    compliance: ComplianceConfig = msgspec.field(default_factory=ComplianceConfig)
     audit: AuditConfig = msgspec.field(default_factory=AuditConfig)

@@ -79,7 +79,7 @@ class Router:
         """Try ``call`` on each deployment of the plan, with retries; the first success wins."""
         errors: list[GatewayError] = []
         attempts = 0
-        for deployment, model in self.table.plan(request.model):
+        for deployment, model in self._plan(request):
             if not deployment.breaker.allow():
                 errors.append(_breaker_open(deployment))
                 continue
@@ -102,9 +102,21 @@ class Router:
                 return result, deployment, target, attempt, attempts
         raise _final_error(errors)
 
+    def _plan(self, request: ChatRequest) -> list[tuple[Deployment, str]]:
+        plan = self.table.plan(request.model)
+        label = request.required_label
+        if label is None:
+            return plan
+        allowed = [(deployment, model) for deployment, model in plan if label in deployment.labels]
+        if not allowed:
+            raise GatewayError(ErrorKind.PERMISSION, f"the compliance policy allows this request only on "
+                               f"deployments labelled '{label}', and no deployment of '{request.model}' "
+                               "(or its fallbacks) carries that label")
+        return allowed
+
     async def count_tokens(self, request: ChatRequest) -> int:
         """The upstream's own count where it has an API for it, else a documented estimate."""
-        for deployment, model in self.table.plan(request.model):
+        for deployment, model in self._plan(request):
             if deployment.breaker.state == "open":
                 continue
             try:

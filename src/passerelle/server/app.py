@@ -44,6 +44,8 @@ async def count_tokens(gw: Gateway, scope: Scope, receive: Receive, send: Send,
         body = await read_json(gw, scope, receive, headers)
         request = ANTHROPIC.parse_count(body, request_id, headers)
         principal.check_model(request.model)
+        if gw.compliance.enabled:  # counting sends the prompt upstream too: it gets the same protection
+            gw.compliance.protect(principal, request)
         tokens = await gw.router.count_tokens(request)
     except GatewayError as err:
         await send_error(send, ANTHROPIC, err, request_id)

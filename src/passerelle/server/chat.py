@@ -20,6 +20,8 @@ from passerelle.observability import metrics
 from passerelle.observability.logging import log
 from passerelle.pipeline.auth import Principal
 from passerelle.pipeline.cache import CachedAnswer, replay
+from passerelle.pipeline.compliance import Protection
+from passerelle.pipeline.compliance_answer import AnswerGuard
 from passerelle.pipeline.limits import Ticket
 from passerelle.pipeline.metering import record, usage_tokens
 from passerelle.pricing import TokenUsage, merge_partial, usage_from_canonical
@@ -119,6 +121,7 @@ class Outcome:
     cost: int = 0
     saved: int = 0
     cache_hit: bool = False
+    protection: Protection | None = None
 
 
 async def handle_chat(gw: Gateway, codec: Codec, route: str, scope: Scope, receive: Receive, send: Send,
@@ -145,18 +148,20 @@ async def handle_chat(gw: Gateway, codec: Codec, route: str, scope: Scope, recei
         if gw.config.metering.enabled:
             ticket = await gw.limiter.admit(who, request, policies, gw.table)
         extra = codec.rate_limit_headers(ticket.requests_level, ticket.tokens_level) if ticket else {}
-        use = gw.cache.use(who.tenant_id, request, headers)
+        guard = _protect(gw, who, request, outcome)
+        use = gw.cache.use(who.tenant_id, request, headers)  # after protection: the cache never holds originals
         hit = await gw.cache.get(use) if use else None
         if hit is not None:
             alias = gw.table.resolve(request.model).name
-            status = await _answer_cached(codec, request, hit, send, receive, extra, outcome)
+            status = await _answer_cached(codec, request, hit, send, receive, extra, outcome, guard)
             metrics.child(metrics.CACHE, "hit").inc()
         elif request.stream:
-            status, alias = await _stream(gw, codec, route, request, receive, send, started, wall, extra, outcome)
+            status, alias = await _stream(gw, codec, route, request, receive, send, started, wall, extra, outcome,
+                                          guard)
         else:
             routed = await gw.router.complete(request)
             alias = routed.deployment.alias
-            out = codec.response(routed.message, request)
+            out = codec.response(guard.message(routed.message) if guard else routed.message, request)
             await send_bytes(send, 200, out, {**response_headers(request_id, routed, routed.warnings), **extra})
             outcome.usage = usage_from_canonical(routed.message["usage"])
             _served(gw, outcome, routed, wall)
@@ -186,6 +191,17 @@ async def handle_chat(gw: Gateway, codec: Codec, route: str, scope: Scope, recei
         stream=bool(request and request.stream), latency_ms=round(elapsed * 1000, 3))
 
 
+def _protect(gw: Gateway, who: Principal, request: ChatRequest, outcome: Outcome) -> AnswerGuard | None:
+    """The compliance stage (raises the block error); the guard that rewrites this request's answer."""
+    if not gw.compliance.enabled:
+        return None
+    outcome.protection = gw.compliance.protect(who, request)
+    if outcome.protection is None:
+        return None
+    config = gw.config.compliance
+    return AnswerGuard(outcome.protection, config.answer_holdback, config.scan_answers)
+
+
 def _served(gw: Gateway, outcome: Outcome, routed: Routed, wall: float) -> None:
     outcome.deployment = routed.deployment
     outcome.upstream_model = routed.upstream_model
@@ -211,14 +227,17 @@ async def _settle(gw: Gateway, ticket: Ticket | None, outcome: Outcome, who: Pri
 
 
 async def _answer_cached(codec: Codec, request: ChatRequest, hit: CachedAnswer, send: Send, receive: Receive,
-                         extra: dict[str, str], outcome: Outcome) -> int:
+                         extra: dict[str, str], outcome: Outcome, guard: AnswerGuard | None) -> int:
     outcome.cache_hit = True
     outcome.saved = hit.cost_pico
     headers = {**response_headers(request.request_id), **extra, "x-passerelle-cache": "hit"}
     if not request.stream:
-        await send_bytes(send, 200, codec.response(hit.message, request), headers)
+        await send_bytes(send, 200, codec.response(guard.message(hit.message) if guard else hit.message, request),
+                         headers)
         return 200
-    status, _ = await _send_events(codec, request, _aiter(replay(hit.message)), send, receive, headers, outcome)
+    events = _aiter(replay(hit.message))
+    status, _ = await _send_events(codec, request, guard.events(events) if guard else events, send, receive,
+                                   headers, outcome)
     return status
 
 
@@ -228,14 +247,16 @@ async def _aiter(events: Iterable[StreamEvent]) -> AsyncIterator[StreamEvent]:
 
 
 async def _stream(gw: Gateway, codec: Codec, route: str, request: ChatRequest, receive: Receive, send: Send,
-                  started: float, wall: float, extra: dict[str, str], outcome: Outcome) -> tuple[int, str]:
+                  started: float, wall: float, extra: dict[str, str], outcome: Outcome, guard: AnswerGuard | None,
+                  ) -> tuple[int, str]:
     """Stream the answer; returns the status to record and the alias.  Once the first byte is
     out, failures become an error event in the stream, since the HTTP status is already sent."""
     routed = await gw.router.stream(request)
     alias = routed.deployment.alias
     _log_warnings(request.request_id, routed.warnings)
     headers = {**response_headers(request.request_id, routed, routed.warnings), **extra}
-    status, usage = await _send_events(codec, request, routed.events, send, receive, headers, outcome,
+    events = guard.events(routed.events) if guard else routed.events
+    status, usage = await _send_events(codec, request, events, send, receive, headers, outcome,
                                        on_start=lambda: metrics.child(metrics.FIRST_BYTE, route, alias).observe(
                                            time.perf_counter() - started),
                                        deployment=routed.deployment.name)

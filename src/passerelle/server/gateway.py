@@ -8,6 +8,7 @@ from pathlib import Path
 from passerelle.config import Config
 from passerelle.pipeline.auth import KeyRing
 from passerelle.pipeline.cache import ResponseCache
+from passerelle.pipeline.compliance import ComplianceStage, configured, load_secret
 from passerelle.pipeline.limits import Limiter
 from passerelle.pipeline.metering import LedgerWriter, Meter
 from passerelle.pipeline.policies import PolicyRefresher
@@ -35,6 +36,7 @@ class Gateway:
     limiter: Limiter
     meter: Meter
     cache: ResponseCache
+    compliance: ComplianceStage
     draining: bool = False
 
     @property
@@ -45,6 +47,8 @@ class Gateway:
     async def open(cls, config: Config, data_dir: Path, admin_key_sha256: str | None, workers: int = 1,
                    ) -> Gateway:
         catalog = Catalog.load(config.metering.prices)
+        secret = load_secret(config.compliance, data_dir) if configured(config.compliance) else b""
+        compliance = ComplianceStage(config.compliance, secret)  # compiles the policies: a wrong one fails here
         store, counters = await open_stores(config, data_dir, workers)
         http = HttpClient()
         providers = build_providers(config.providers, http)
@@ -66,6 +70,7 @@ class Gateway:
             limiter=Limiter(counters, store, catalog, config),
             meter=Meter(catalog),
             cache=ResponseCache(counters, config.cache),
+            compliance=compliance,
         )
 
     async def aclose(self) -> None:

@@ -1,0 +1,213 @@
+"""The compliance stage, answer side: restore the request's surrogates and act on what the model wrote.
+
+An answer is first scanned for sensitive data the model produced itself (text and tool-call arguments),
+on the surrogate text, so the caller's own values (restored afterwards) are never flagged.  In an answer,
+``block`` and ``redact`` both become a typed placeholder (the status is already decided), ``mask`` and
+``hash`` apply as on prompts, and ``pseudonymize`` leaves the value: the caller may read what its model
+wrote, only the upstream must not read the caller's data.  Then each surrogate of the request's vault is
+replaced by its original.
+
+Streams are rewritten event by event.  Per content block, a ``StreamScanner`` holds back the last
+``answer_holdback`` characters (a value split across chunks is found whole once it has fully arrived) and
+a ``StreamRestorer`` the few characters that could begin a surrogate; both flush at the block's end.  The
+delay this adds is bounded by those holds, counted in characters, and ``held_max`` reports it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from typing import Any
+
+from passerelle.canonical import MessageResponse, StreamEvent
+from passerelle.compliance.actions import keyed_hash, mask
+from passerelle.compliance.findings import Finding
+from passerelle.compliance.pseudonyms import StreamRestorer
+from passerelle.pipeline.compliance import Protection, json_strings
+
+_SURROGATE = re.compile(r"[A-Z][A-Z0-9_]*-[A-Z2-7]{8}")
+_CONTEXT = 48  # characters already sent that stay in view as context (a keyword before a value)
+
+
+class AnswerGuard:
+    def __init__(self, protection: Protection, holdback: int, scan_answers: bool = True) -> None:
+        self.protection = protection
+        self.holdback = holdback
+        policy = protection.policy
+        self._types = frozenset(t for t, a in policy.actions.items() if a in ("redact", "block", "mask", "hash")) \
+            if scan_answers else frozenset()
+        self.held_max = 0  # most characters held back at once, over the whole answer
+
+    @property
+    def scans(self) -> bool:
+        """Whether answers are scanned at all (else only surrogates are restored)."""
+        return bool(self._types)
+
+    # whole answers
+
+    def message(self, message: MessageResponse) -> MessageResponse:
+        """A rewritten copy (the original, holding surrogates only, may go to the response cache)."""
+        content = []
+        for block in message.get("content") or ():
+            kind = block.get("type")
+            if kind == "text":
+                block = {**block, "text": self.text(block["text"])}
+            elif kind == "tool_use" and isinstance(block.get("input"), dict):
+                arguments = _deep_copy(block["input"])
+                for _, value, put in json_strings("", arguments):
+                    put(self.text(value))
+                block = {**block, "input": arguments}
+            content.append(block)
+        return {**message, "content": content}
+
+    def text(self, text: str) -> str:
+        return self.protection.vault.restore(self.scan(text, 0, len(text)))
+
+    def scan(self, window: str, begin: int, end: int) -> str:
+        """``window[begin:end]`` with the answer actions applied to the findings wholly inside it;
+        ``window[:begin]`` is context only (already sent)."""
+        if not self._types:
+            return window[begin:end]
+        findings = self._findings(window)
+        pieces: list[str] = []
+        last = begin
+        for f in findings:
+            if f.start < begin or f.end > end:
+                continue
+            pieces.append(window[last:f.start])
+            pieces.append(self._replacement(f, window[f.start:f.end]))
+            last = f.end
+        pieces.append(window[last:end])
+        return "".join(pieces)
+
+    def _findings(self, window: str) -> list[Finding]:
+        found = self.protection.engine.scan(window, self._types)
+        if found and "-" in window:  # never act on a surrogate, whatever a detector makes of it
+            spans = [m.span() for m in _SURROGATE.finditer(window)]
+            found = [f for f in found if not any(s < f.end and f.start < e for s, e in spans)]
+        return found
+
+    def _replacement(self, finding: Finding, value: str) -> str:
+        action = self.protection.policy.action(finding.type)
+        self.protection.findings["answer", finding.type, action] += 1
+        if action == "mask":
+            return mask(finding.type, value)
+        if action == "hash":
+            return keyed_hash(self.protection.hash_key, finding.type, value)
+        return f"[{finding.type}]"
+
+    def cut(self, window: str, cut: int) -> int:
+        """The latest point at or before ``cut`` that splits no finding of ``window``."""
+        if not self._types:
+            return cut
+        for f in sorted(self._findings(window), key=lambda f: f.start, reverse=True):
+            if f.start < cut < f.end:
+                cut = f.start
+        return cut
+
+    # streams
+
+    async def events(self, events: AsyncIterator[StreamEvent]) -> AsyncIterator[StreamEvent]:
+        blocks: dict[int, _BlockRewriter] = {}
+        async for event in events:
+            kind = event["type"]
+            if kind == "content_block_start":
+                block = event["content_block"]
+                if block.get("type") in ("text", "tool_use"):
+                    blocks[event["index"]] = _BlockRewriter(self, json_string=block.get("type") == "tool_use")
+                yield event
+            elif kind == "content_block_delta":
+                rewriter = blocks.get(event["index"])
+                delta = event["delta"]
+                field = "text" if delta.get("type") == "text_delta" else \
+                    "partial_json" if delta.get("type") == "input_json_delta" else None
+                if rewriter is None or field is None:
+                    yield event
+                    continue
+                out = rewriter.feed(delta[field])
+                self.held_max = max(self.held_max, rewriter.held)
+                if out:
+                    yield {**event, "delta": {**delta, field: out}}
+            elif kind == "content_block_stop":
+                rewriter = blocks.pop(event["index"], None)
+                if rewriter is not None:
+                    tail = rewriter.flush()
+                    if tail:
+                        field = "partial_json" if rewriter.json_string else "text"
+                        delta_type = "input_json_delta" if rewriter.json_string else "text_delta"
+                        yield {"type": "content_block_delta", "index": event["index"],
+                               "delta": {"type": delta_type, field: tail}}
+                yield event
+            else:
+                yield event
+        if hasattr(events, "aclose"):
+            await events.aclose()
+
+
+class StreamScanner:
+    """Releases a stream of text pieces once no value can straddle what is released (see the module)."""
+
+    __slots__ = ("_buffer", "_context", "_guard")
+
+    def __init__(self, guard: AnswerGuard) -> None:
+        self._guard = guard
+        self._buffer = ""
+        self._context = ""
+
+    @property
+    def held(self) -> int:
+        return len(self._buffer)
+
+    def feed(self, piece: str) -> str:
+        self._buffer += piece
+        # Scanning every ~16 characters beyond the hold keeps the cost linear in the answer's length.
+        if len(self._buffer) < self._guard.holdback + 16:
+            return ""
+        return self._release(len(self._buffer) - self._guard.holdback)
+
+    def flush(self) -> str:
+        return self._release(len(self._buffer)) if self._buffer else ""
+
+    def _release(self, cut: int) -> str:
+        window = self._context + self._buffer
+        begin = len(self._context)
+        end = self._guard.cut(window, begin + cut) if cut < len(self._buffer) else len(window)
+        if end <= begin:
+            return ""
+        out = self._guard.scan(window, begin, end)
+        self._context = window[max(begin, end - _CONTEXT):end]
+        self._buffer = window[end:]
+        return out
+
+
+class _BlockRewriter:
+    """One content block's pipeline: scanner, then restorer."""
+
+    __slots__ = ("_restorer", "_scanner", "json_string")
+
+    def __init__(self, guard: AnswerGuard, *, json_string: bool) -> None:
+        self.json_string = json_string
+        self._scanner: StreamScanner | None = StreamScanner(guard) if guard.scans else None
+        self._restorer: StreamRestorer = guard.protection.vault.restorer(json_string=json_string)
+
+    @property
+    def held(self) -> int:
+        return (self._scanner.held if self._scanner else 0) + self._restorer.held
+
+    def feed(self, piece: str) -> str:
+        if self._scanner is not None:
+            piece = self._scanner.feed(piece)
+        return self._restorer.feed(piece) if piece else ""
+
+    def flush(self) -> str:
+        rest = self._scanner.flush() if self._scanner is not None else ""
+        return (self._restorer.feed(rest) if rest else "") + self._restorer.flush()
+
+
+def _deep_copy(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _deep_copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_deep_copy(v) for v in value]
+    return value
+
