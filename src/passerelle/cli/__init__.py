@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from passerelle import __version__
-from passerelle.cli import admin_commands, audit, scan, serve
+from passerelle.cli import admin_commands, audit, scan, serve, skills
 
 
 def parser() -> argparse.ArgumentParser:
@@ -16,6 +16,7 @@ def parser() -> argparse.ArgumentParser:
     serve.add_parsers(sub)
     admin_commands.add_parsers(sub)
     scan.add_parsers(sub)
+    skills.add_parsers(sub)
     audit.add_parsers(sub)
     return root
 
