@@ -139,7 +139,9 @@ def _text(name: str, value: object, optional: bool = False) -> Any:
 
 def _count(name: str, value: object) -> int:
     if type(value) is not int or value < 0:
-        raise InvalidEvent(f"{name} must be a non-negative integer, not {value!r}")
+        # The message names the type, never the value: it goes to the logs.
+        raise InvalidEvent(f"{name} must be a non-negative integer, not {type(value).__name__}"
+                           + (" < 0" if type(value) is int else ""))
     return value
 
 
@@ -160,8 +162,8 @@ def _plain(name: str, value: Mapping[str, object]) -> dict[str, Any]:
         # Round trip: what is hashed is exactly what json.loads gives back from the stored text.
         plain: dict[str, Any] = json.loads(json.dumps({str(k): v for k, v in value.items()}, default=str,
                                                       allow_nan=False, ensure_ascii=True))
-    except ValueError as exc:
-        raise InvalidEvent(f"{name}: {exc}") from None
+    except ValueError:
+        raise InvalidEvent(f"{name}: not encodable as JSON (NaN or infinity)") from None
     return plain
 
 
@@ -183,7 +185,7 @@ class Unsealed:
 def unsealed(event: AuditEvent, store_content: bool) -> Unsealed:
     """Validate and normalise an event; raises ``InvalidEvent``."""
     if not isinstance(event.time, int | float) or not math.isfinite(event.time):
-        raise InvalidEvent(f"time must be a finite number, not {event.time!r}")
+        raise InvalidEvent("time must be a finite number of unix seconds")
     packs = _plain("packs", event.packs)
     if not all(isinstance(v, str) for v in packs.values()):
         raise InvalidEvent("packs must map pack names to version strings")

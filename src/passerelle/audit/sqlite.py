@@ -70,7 +70,12 @@ class SQLiteAuditStore(SQLAuditStore):
             except BaseException:
                 await asyncio.shield(self._call(self._rollback))
                 raise
-            await self._call(lambda db: db.execute("COMMIT"))
+            try:
+                await self._call(lambda db: db.execute("COMMIT"))
+            except BaseException:
+                # A failed COMMIT leaves the transaction open: the next BEGIN would fail forever.
+                await asyncio.shield(self._call(self._rollback))
+                raise
 
     def _write(self) -> AbstractAsyncContextManager[Tx]:
         return self._transaction("BEGIN IMMEDIATE")
