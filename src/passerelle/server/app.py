@@ -44,8 +44,9 @@ async def count_tokens(gw: Gateway, scope: Scope, receive: Receive, send: Send,
         body = await read_json(gw, scope, receive, headers)
         request = ANTHROPIC.parse_count(body, request_id, headers)
         principal.check_model(request.model)
-        if gw.compliance.enabled:  # counting sends the prompt upstream too: it gets the same protection
-            gw.compliance.protect(principal, request)
+        protection = gw.compliance.protect(principal, request) if gw.compliance.enabled else None
+        if protection is not None and protection.refusal is not None:  # counting sends the prompt upstream too
+            raise protection.refusal
         tokens = await gw.router.count_tokens(request)
     except GatewayError as err:
         await send_error(send, ANTHROPIC, err, request_id)
@@ -113,12 +114,20 @@ async def admin(gw: Gateway, scope: Scope, receive: Receive, send: Send, headers
     await handle_admin(gw, scope, receive, send, headers)
 
 
+async def skills(gw: Gateway, scope: Scope, receive: Receive, send: Send, headers: Mapping[str, str]) -> None:
+    from passerelle.server.skills_api import handle_skills  # loaded on first use
+
+    await handle_skills(gw, scope, receive, send, headers)
+
+
 ROUTES: dict[tuple[str, str], Handler] = {
     ("POST", "/v1/messages"): messages,
     ("POST", "/v1/messages/count_tokens"): count_tokens,
     ("POST", "/v1/chat/completions"): chat_completions,
     ("POST", "/chat/completions"): chat_completions,
     ("GET", "/v1/models"): models,
+    ("POST", "/v1/skills"): skills,
+    ("GET", "/v1/skills"): skills,
     ("GET", "/health"): health,
     ("GET", "/ready"): ready,
     ("GET", "/metrics"): prometheus,
@@ -151,6 +160,8 @@ class App:
             handler = models
         elif handler is None and path.startswith("/admin/"):
             handler = admin
+        elif handler is None and path.startswith("/v1/skills/"):
+            handler = skills
         headers = header_map(scope)
         if handler is None:
             codec = codec_for_headers(headers)

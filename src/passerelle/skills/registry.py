@@ -131,7 +131,10 @@ class SkillRegistry:
     async def publish(self, tenant_id: str, files: FileSet, *, version: str | None = None,
                       publisher: str | None = None, signature: str | None = None,
                       visibility: Visibility = "private", tags: Sequence[str] = (),
-                      display_title: str | None = None) -> SkillVersion:
+                      display_title: str | None = None, skill_id: str | None = None,
+                      new_skill: bool = False) -> SkillVersion:
+        """A new version of the tenant's skill named in SKILL.md (created on first publish).  ``skill_id``:
+        the upload must be a version of that skill (same name); ``new_skill``: refuse an existing name."""
         check_tenant_id(tenant_id)
         if visibility not in ("private", "shared"):
             raise SkillError(f"invalid visibility {visibility!r}: expected private or shared")
@@ -148,6 +151,12 @@ class SkillRegistry:
         owned = [s for s in await self.store.visible_skills(tenant_id, doc.name) if s.tenant_id == tenant_id]
         now = self._clock()
         skill = owned[0] if owned else None
+        if skill_id is not None and (skill is None or skill.id != skill_id):
+            target = await self.owned(tenant_id, skill_id)
+            raise SkillError(f"SKILL.md names {doc.name!r} but skill {skill_id} is {target.name!r}: every version "
+                             "of a skill keeps its name")
+        if new_skill and skill is not None:
+            raise Conflict(f"a skill named {doc.name!r} already exists ({skill.id}): add a version to it instead")
         if skill is None:
             skill = await self.store.create_skill(Skill(new_id("skill_01"), tenant_id, doc.name,
                                                         display_title or doc.name, visibility, None, now, now))
