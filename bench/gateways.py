@@ -30,8 +30,10 @@ CHAT_PATH = "/v1/chat/completions"
 # Config sections merged over the "passerelle" config for "passerelle-full" (see passerelle_config):
 # metering with a price, a hard monthly budget and rate limits on the bench key, and a soft daily
 # budget on its tenant, so every request reserves, settles and is priced into the ledger.  (Metering
-# alone is on by default in "passerelle" too.)  The compliance issue adds its pack here.
+# alone is on by default in "passerelle" too.)  And the finance compliance pack: every prompt is scanned
+# and every answer scanned and restored (streams through the bounded hold-back).
 FULL_FEATURES_OVERLAY: dict[str, Any] | None = {
+    "compliance": {"packs": ["finance"]},
     "metering": {
         "prices": [{"provider": "openai", "model": MODEL, "input": "3", "output": "15", "cache_read": "0.3"}],
         "budgets": [
@@ -56,7 +58,7 @@ DESCRIPTIONS = {
     "passthrough": "raw ASGI on granian + one pooled aiohttp client + orjson, no validation or auth (Python floor)",
     "passerelle": "Passerelle, default features, virtual key as Bearer, OpenAI dialect to an openai provider",
     "passerelle-granian": "Passerelle as above, served by granian instead of uvicorn",
-    "passerelle-full": "Passerelle with metering, a hard budget, a soft budget and rate limits on",
+    "passerelle-full": "Passerelle with the finance compliance pack, metering, hard + soft budgets and rate limits on",
     "passerelle-scaleout": "passerelle-full on PostgreSQL + Redis (the multi-instance backend)",
     "litellm": "LiteLLM proxy, config of peers.md, master key as Bearer",
 }

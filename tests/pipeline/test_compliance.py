@@ -267,3 +267,50 @@ async def test_count_tokens_sends_only_the_protected_prompt_and_blocks_like_mess
             await gw.anthropic(DEFENSE_KEY).messages.count_tokens(
                 model="claude-test", messages=[{"role": "user", "content": MARKED}])
         assert len(gw.upstream.received) == before
+
+
+async def test_every_request_is_audited_without_values_and_tampering_is_named_by_audit_verify(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import sqlite3
+
+    from passerelle.cli import main as cli
+
+    async for gw in open_gateway(tmp_path):
+        await gw.anthropic().messages.create(model="claude-test", max_tokens=400,
+                                             messages=[{"role": "user", "content": PROMPT}])
+        with pytest.raises(anthropic.PermissionDeniedError):
+            await gw.anthropic(DEFENSE_KEY).messages.create(
+                model="claude-test", max_tokens=50, messages=[{"role": "user", "content": MARKED}])
+        await gw.anthropic(DEFENSE_KEY).messages.create(model="mixed", max_tokens=50,
+                                                       messages=[{"role": "user", "content": ITAR}])
+        with pytest.raises(anthropic.AuthenticationError):
+            await gw.anthropic("sk-wrong").messages.create(model="claude-test", max_tokens=50,
+                                                           messages=[{"role": "user", "content": PROMPT}])
+        assert gw.app.gateway is not None
+        await gw.app.gateway.audit.flush()
+    db = sqlite3.connect(tmp_path / "data" / "audit.db")
+    rows = db.execute("SELECT seq, tenant_id, decision, status, findings, packs, deployment, prompt_sha256, "
+                      "answer_sha256, content, retention_days FROM audit_records ORDER BY seq").fetchall()
+    dump = json.dumps(rows, ensure_ascii=False)
+    for value in (NAME, NIR, CARD, "NOFORN", "22 CFR"):
+        assert value not in dump
+    assert [(r[1], r[2], r[3]) for r in rows] == [("default", "forwarded", 200), ("defense-tenant", "blocked", 403),
+                                                  ("defense-tenant", "routed", 200), ("-", "rejected", 401)]
+    findings = json.loads(rows[0][4])
+    assert {(f["direction"], f["type"], f["action"], f["count"]) for f in findings} >= {
+        ("prompt", "PERSON", "pseudonymize", 1), ("prompt", "FR_NIR", "pseudonymize", 1),
+        ("prompt", "CREDIT_CARD", "pseudonymize", 1)}
+    assert json.loads(rows[0][5]) == {"finance": "2026-11-27", "gdpr": "2026-11-27"}
+    assert rows[0][10] == 365  # the finance pack's floor (PCI DSS)
+    assert rows[0][7] and rows[0][8] and rows[0][9] is None  # digests; no content unless a policy says so
+    assert rows[2][6] == "onprem"
+    data = ["--data-dir", str(tmp_path / "data")]
+    assert await asyncio.to_thread(cli, ["audit", "verify", *data]) == 0
+    capsys.readouterr()
+    db.execute("DROP TRIGGER audit_records_no_update")
+    db.execute("UPDATE audit_records SET status = 200, decision = 'forwarded' WHERE seq = ?", (rows[1][0],))
+    db.commit()
+    db.close()
+    assert await asyncio.to_thread(cli, ["audit", "verify", "--json", *data]) == 1
+    verdict = json.loads(capsys.readouterr().out)
+    assert str(rows[1][0]) in json.dumps(verdict) and "edit" in json.dumps(verdict)

@@ -54,6 +54,10 @@ class AuditLog:
         self._pending.append(event)
 
     @property
+    def enabled(self) -> bool:
+        return self.store is not None
+
+    @property
     def queued(self) -> int:
         return len(self._pending) + len(self._ready)
 

@@ -15,6 +15,7 @@ Fail closed: a scan that raises refuses the request; nothing unscanned is forwar
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import logging
@@ -51,7 +52,7 @@ class Protection:
     engine: Engine
     findings: Counter[tuple[str, str, str]] = field(default_factory=Counter)  # (direction, type, action)
     route_label: str | None = None
-    blocked: bool = False
+    refusal: GatewayError | None = None  # the block error: raised by the caller once it has the audit facts
 
     def summary(self) -> list[dict[str, object]]:
         """Types, counts and actions, never values: what logs and the audit record may hold."""
@@ -94,6 +95,7 @@ class ComplianceStage:
         self._policies: dict[tuple[str, str], tuple[Policy, Engine] | None] = {}
         self._pseudonymizers: dict[str, tuple[Pseudonymizer, bytes]] = {}
         self.enabled = configured(config)
+        self._types = self._all_types()
         if self.enabled:  # compile every configured policy now: a bad one fails the start, not a request
             for tenant in ("", *config.tenants):
                 self._compile(tenant, "", None)
@@ -137,8 +139,19 @@ class ComplianceStage:
         words = tuple(sorted(codewords))
         engine = self._engines.get(words)
         if engine is None:
-            engine = self._engines[words] = Engine(default_detectors(words))
+            engine = self._engines[words] = Engine(default_detectors(words, self._types))
         return policy, engine
+
+    def _all_types(self) -> frozenset[str]:
+        """Every entity type some configured policy acts on: detectors for the others are never built."""
+        c = self.config
+        types: set[str] = set()
+        for layer in (PolicyConfig(packs=c.packs, overrides=c.overrides), *c.tenants.values(), *c.keys.values()):
+            for name in layer.packs or ():
+                with contextlib.suppress(PolicyError):  # reported when that policy is compiled
+                    types.update(t for t, a in load_pack(name).actions.items() if a != "allow")
+            types.update(t for t, a in layer.overrides.items() if a != "allow")
+        return frozenset(types)
 
     def _tenant_keys(self, tenant: str) -> tuple[Pseudonymizer, bytes]:
         found = self._pseudonymizers.get(tenant)
@@ -148,7 +161,8 @@ class ComplianceStage:
         return found
 
     def protect(self, who: Principal, request: ChatRequest) -> Protection | None:
-        """Scans and rewrites ``request`` in place; raises the block error; None when no policy applies."""
+        """Scans and rewrites ``request`` in place; None when no policy applies.  A request to block comes
+        back with its ``refusal`` set (and may be half rewritten: it must not be sent anywhere)."""
         compiled = self.policy_for(who)
         if compiled is None:
             return None
@@ -176,11 +190,11 @@ class ComplianceStage:
             raise GatewayError(ErrorKind.API_ERROR, "the compliance scan failed, so the request was not "
                                "forwarded; the gateway's log has the request id") from None
         if blocked:
-            protection.blocked = True
             listed = "; ".join(blocked[:_MAX_LISTED])
             more = f" (and {len(blocked) - _MAX_LISTED} more)" if len(blocked) > _MAX_LISTED else ""
-            raise GatewayError(ErrorKind.PERMISSION, f"request blocked by the compliance policy "
-                               f"({', '.join(policy.packs) or 'overrides'}): {listed}{more}")
+            protection.refusal = GatewayError(ErrorKind.PERMISSION, f"request blocked by the compliance policy "
+                                              f"({', '.join(policy.packs) or 'overrides'}): {listed}{more}")
+            return protection
         if protection.route_label:
             request.required_label = protection.route_label
         return protection

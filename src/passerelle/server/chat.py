@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import itertools
 import logging
 import math
@@ -10,10 +11,12 @@ import os
 import time
 from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import parse_qsl
 
 import msgspec
 
+from passerelle.audit import AuditEvent
 from passerelle.canonical import ChatRequest, StreamEvent
 from passerelle.errors import ErrorKind, GatewayError, UpstreamError
 from passerelle.observability import metrics
@@ -98,6 +101,12 @@ async def send_error(send: Send, codec: Codec, err: GatewayError, request_id: st
 
 
 async def read_json(gw: Gateway, scope: Scope, receive: Receive, headers: Mapping[str, str]) -> object:
+    return (await read_json_raw(gw, scope, receive, headers))[1]
+
+
+async def read_json_raw(gw: Gateway, scope: Scope, receive: Receive, headers: Mapping[str, str],
+                        ) -> tuple[bytes, object]:
+    """The body as received and as decoded."""
     limit = gw.config.server.max_body_bytes
     try:
         raw = await read_body(receive, limit, headers.get("content-length"))
@@ -106,7 +115,7 @@ async def read_json(gw: Gateway, scope: Scope, receive: Receive, headers: Mappin
     if not raw:
         raise GatewayError(ErrorKind.INVALID_REQUEST, "request body is empty: expected a JSON object")
     try:
-        return msgspec.json.decode(raw)
+        return raw, msgspec.json.decode(raw)
     except msgspec.DecodeError as exc:
         raise GatewayError(ErrorKind.INVALID_REQUEST, f"request body is not valid JSON: {exc}") from None
 
@@ -122,6 +131,8 @@ class Outcome:
     saved: int = 0
     cache_hit: bool = False
     protection: Protection | None = None
+    prompt_sha256: str = ""  # of the body as the caller sent it (audit only)
+    answer: Any = None  # hashlib sha256 of the bytes sent back (audit only)
 
 
 async def handle_chat(gw: Gateway, codec: Codec, route: str, scope: Scope, receive: Receive, send: Send,
@@ -139,7 +150,10 @@ async def handle_chat(gw: Gateway, codec: Codec, route: str, scope: Scope, recei
         policies = gw.policies.current
         who = policies.keys.authenticate(headers)
         who.check_route(route)
-        body = await read_json(gw, scope, receive, headers)
+        raw, body = await read_json_raw(gw, scope, receive, headers)
+        if gw.audit.enabled:
+            outcome.prompt_sha256 = hashlib.sha256(raw).hexdigest()
+            outcome.answer = hashlib.sha256()
         raw_query: bytes = scope.get("query_string", b"")
         query = dict(parse_qsl(raw_query.decode("latin-1"))) if raw_query else {}
         request = codec.parse(body, request_id, headers, query)
@@ -162,6 +176,8 @@ async def handle_chat(gw: Gateway, codec: Codec, route: str, scope: Scope, recei
             routed = await gw.router.complete(request)
             alias = routed.deployment.alias
             out = codec.response(guard.message(routed.message) if guard else routed.message, request)
+            if outcome.answer is not None:
+                outcome.answer.update(out)
             await send_bytes(send, 200, out, {**response_headers(request_id, routed, routed.warnings), **extra})
             outcome.usage = usage_from_canonical(routed.message["usage"])
             _served(gw, outcome, routed, wall)
@@ -185,6 +201,8 @@ async def handle_chat(gw: Gateway, codec: Codec, route: str, scope: Scope, recei
         elapsed = time.perf_counter() - started
         if who is not None and gw.config.metering.enabled and request is not None:
             await _settle(gw, ticket, outcome, who, request, route, status, wall, elapsed)
+        if gw.audit.enabled:
+            _audit(gw, outcome, who, request, route, status, wall)
     metrics.child(metrics.REQUESTS, route, alias, str(status)).inc()
     metrics.child(metrics.LATENCY, route, alias).observe(elapsed)
     log("request", request_id=request_id, route=route, model=request.model if request else "-", status=status,
@@ -198,6 +216,8 @@ def _protect(gw: Gateway, who: Principal, request: ChatRequest, outcome: Outcome
     outcome.protection = gw.compliance.protect(who, request)
     if outcome.protection is None:
         return None
+    if outcome.protection.refusal is not None:
+        raise outcome.protection.refusal
     config = gw.config.compliance
     return AnswerGuard(outcome.protection, config.answer_holdback, config.scan_answers)
 
@@ -226,14 +246,46 @@ async def _settle(gw: Gateway, ticket: Ticket | None, outcome: Outcome, who: Pri
         price_version=gw.meter.catalog.version if outcome.cost or outcome.saved else ""))
 
 
+def _audit(gw: Gateway, outcome: Outcome, who: Principal | None, request: ChatRequest | None, route: str,
+           status: int, wall: float) -> None:
+    """One audit record per request: facts, counts and digests, never a prompt's values."""
+    protection = outcome.protection
+    if protection is not None and protection.refusal is not None:
+        decision = "blocked"
+    elif status in (402, 429):
+        decision = "rejected"
+    elif status >= 500:
+        decision = "error"
+    elif status >= 400:
+        decision = "rejected"
+    else:
+        decision = "routed" if protection is not None and protection.route_label else "forwarded"
+    usage = outcome.usage
+    gw.audit.append(AuditEvent(
+        request_id=request.request_id if request else "-", time=wall,
+        tenant_id=who.tenant_id if who else "-", team_id=who.team_id if who else None,
+        key_id=who.key_id if who else "-", route=route, purpose=None,
+        model=request.model if request else "-",
+        deployment=outcome.deployment.name if outcome.deployment else None, upstream_model=outcome.upstream_model,
+        packs=dict(protection.policy.versions) if protection else {},
+        findings=protection.summary() if protection else [], decision=decision, status=status,
+        input_tokens=usage.input if usage else 0, output_tokens=usage.output if usage else 0,
+        prompt_sha256=outcome.prompt_sha256,
+        answer_sha256=outcome.answer.hexdigest() if outcome.answer is not None and status < 400 else None,
+        retention_days=protection.policy.audit_retention_days_min if protection else 0,
+        extra={"cache_hit": True} if outcome.cache_hit else {}))
+
+
 async def _answer_cached(codec: Codec, request: ChatRequest, hit: CachedAnswer, send: Send, receive: Receive,
                          extra: dict[str, str], outcome: Outcome, guard: AnswerGuard | None) -> int:
     outcome.cache_hit = True
     outcome.saved = hit.cost_pico
     headers = {**response_headers(request.request_id), **extra, "x-passerelle-cache": "hit"}
     if not request.stream:
-        await send_bytes(send, 200, codec.response(guard.message(hit.message) if guard else hit.message, request),
-                         headers)
+        out = codec.response(guard.message(hit.message) if guard else hit.message, request)
+        if outcome.answer is not None:
+            outcome.answer.update(out)
+        await send_bytes(send, 200, out, headers)
         return 200
     events = _aiter(replay(hit.message))
     status, _ = await _send_events(codec, request, guard.events(events) if guard else events, send, receive,
@@ -276,6 +328,7 @@ async def _send_events(codec: Codec, request: ChatRequest, events: AsyncIterator
         on_start()
     usage: dict[str, int] = {}
     text: list[str] = []
+    digest = outcome.answer
     # The body is read, so the next ASGI message is the client hanging up: stop the upstream then,
     # rather than paying for tokens nobody will read.
     hang_up = asyncio.ensure_future(receive())
@@ -299,10 +352,14 @@ async def _send_events(codec: Codec, request: ChatRequest, events: AsyncIterator
                     text.append(piece)
             chunk = encoder.encode(event)
             if chunk:
+                if digest is not None:
+                    digest.update(chunk)
                 await send_chunk(send, chunk)
         else:
             tail = encoder.done()
             if tail:
+                if digest is not None:
+                    digest.update(tail)
                 await send_chunk(send, tail)
     except UpstreamError as err:
         log("stream_failed", logging.WARNING, request_id=request.request_id, deployment=deployment,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from passerelle.audit import AuditLog, open_audit
 from passerelle.config import Config
 from passerelle.pipeline.auth import KeyRing
 from passerelle.pipeline.cache import ResponseCache
@@ -37,6 +38,7 @@ class Gateway:
     meter: Meter
     cache: ResponseCache
     compliance: ComplianceStage
+    audit: AuditLog
     draining: bool = False
 
     @property
@@ -57,6 +59,8 @@ class Gateway:
         await policies.start()
         ledger = LedgerWriter(store, config.store)
         ledger.start()
+        audit = await open_audit(config, data_dir)
+        await audit.start()
         return cls(
             config=config,
             http=http,
@@ -71,6 +75,7 @@ class Gateway:
             meter=Meter(catalog),
             cache=ResponseCache(counters, config.cache),
             compliance=compliance,
+            audit=audit,
         )
 
     async def aclose(self) -> None:
@@ -78,6 +83,7 @@ class Gateway:
         await self.cache.aclose()
         await self.limiter.aclose()
         await self.ledger.aclose()
+        await self.audit.aclose()
         for provider in self.providers.values():
             await provider.aclose()
         await self.http.aclose()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from types import ModuleType
 
 from passerelle.compliance.detectors.contact import ContactDetector
@@ -44,14 +44,20 @@ def _instantiate(cls: type, codewords: Sequence[str]) -> Detector:
     return detector
 
 
-def default_detectors(codewords: Sequence[str] = ()) -> list[Detector]:
-    """Every shipped detector; ``codewords`` (a tenant's deny list) go to the defense detector."""
-    detectors: list[Detector] = [FinanceDetector(), IdentityDetector(), ContactDetector(), HealthDetector(),
-                                 SecretsDetector()]
+def default_detectors(codewords: Sequence[str] = (), types: Collection[str] | None = None) -> list[Detector]:
+    """Every shipped detector; ``codewords`` (a tenant's deny list) go to the defense detector.  With ``types``,
+    only the detectors that find one of them are built (a detector's dictionaries cost memory in every
+    worker process: the person names alone take ~20 MB)."""
+
+    def wanted(cls: type) -> bool:
+        return types is None or bool(set(getattr(cls, "types", ())) & set(types)) or not getattr(cls, "types", ())
+
+    builtin: list[type] = [FinanceDetector, IdentityDetector, ContactDetector, HealthDetector, SecretsDetector]
+    detectors: list[Detector] = [cls() for cls in builtin if wanted(cls)]
     for name in _OPTIONAL:
         module = _optional_module(name)
         if module is not None:
-            detectors.extend(_instantiate(cls, codewords) for cls in _detector_classes(module))
+            detectors.extend(_instantiate(cls, codewords) for cls in _detector_classes(module) if wanted(cls))
     return detectors
 
 
