@@ -35,6 +35,7 @@ from passerelle.observability.logging import log
 from passerelle.server.asgi import BodyTooLarge, ClientDisconnected, Receive, Scope, Send, read_body, send_bytes
 from passerelle.server.chat import new_request_id, response_headers
 from passerelle.server.gateway import Gateway
+from passerelle.server.skills_admin import ROUTES as SKILL_ROUTES
 
 # JSON numbers with a fraction become Decimals, so "limit_usd": 12.34 stays exact.
 _decoder = msgspec.json.Decoder(float_hook=Decimal)
@@ -249,6 +250,7 @@ ROUTES: list[tuple[tuple[str, ...], dict[str, Op]]] = [
     (("rate-limits",), {"GET": list_rate_limits, "POST": put_rate_limit}),
     (("rate-limits", "*"), {"DELETE": delete_rate_limit}),
     (("usage",), {"GET": usage}),
+    *SKILL_ROUTES,  # /admin/skills..., /admin/skill-installs, /admin/skill-publishers
 ]
 
 

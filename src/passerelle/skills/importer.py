@@ -8,6 +8,7 @@ import: each gets its own result.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -129,7 +130,7 @@ async def import_skills(registry: SkillRegistry, tenant_id: str, path: Path, *, 
             continue
         seen.add(found.path)
         try:
-            files = read_folder(found.path, registry.policy.limits)
+            files = await asyncio.to_thread(read_folder, found.path, registry.policy.limits)
             version = await registry.publish(tenant_id, files, visibility=visibility,
                                              tags=[*tags, *found.tags])
         except (ArchiveError, SkillError, Conflict, NotFound, OSError) as exc:
