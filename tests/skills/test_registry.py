@@ -185,3 +185,15 @@ async def test_delete_rules(registry: SkillRegistry) -> None:
     await registry.delete_version("acme", "demo", "1.0.0")
     await registry.delete_skill("acme", "demo")
     assert await registry.list_skills("acme") == []
+
+
+async def test_the_catalog_cache_is_per_instance_and_bounded_in_time(registry: SkillRegistry) -> None:
+    other = SkillRegistry(registry.store, SkillsPolicy(catalog_ttl_s=3600))  # another gateway instance
+    await registry.publish("acme", skill_files("demo"))
+    reader = Principal("acme")
+    assert await other.enabled_skills(reader) == []
+    await registry.install("acme", "tenant", "acme", "demo")
+    assert [s.name for s in await registry.enabled_skills(reader)] == ["demo"]  # this instance: at once
+    assert await other.enabled_skills(reader) == []  # the other: after its TTL
+    fresh = SkillRegistry(registry.store, SkillsPolicy(catalog_ttl_s=0))
+    assert [s.name for s in await fresh.enabled_skills(reader)] == ["demo"]

@@ -13,6 +13,7 @@ Callers authorize: the owning tenant alone changes a skill; every method takes t
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import time
 from collections.abc import Callable, Sequence
@@ -43,6 +44,7 @@ from passerelle.skills.store import SkillStore
 from passerelle.stores.base import Conflict, NotFound
 from passerelle.stores.sql_common import SLUG, check_team_id, check_tenant_id
 
+Effective = tuple[Install, Skill, SkillVersion]
 _ID_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZabcdefghijkmnopqrstuvwxyz"
 _TAG = SLUG
 
@@ -71,6 +73,7 @@ class SkillsPolicy:
     allow_high_risk: bool = False  # may a version whose risk report is high be installed?
     require_signature: bool = False  # refuse to publish unsigned versions
     max_load_bytes: int = 200_000  # read_skill_file returns at most this much of a file
+    catalog_ttl_s: float = 5.0  # enabled_skills answers are reused this long (other instances' writes show after it)
     limits: Limits = field(default_factory=Limits)
 
 
@@ -106,6 +109,11 @@ class SkillRegistry:
         self.store = store
         self.policy = policy or SkillsPolicy()
         self._clock = clock
+        # (tenant, team, key) -> (when, effective installs): the request path asks on every request.
+        self._effective: dict[tuple[str, str | None, str | None], tuple[float, list[Effective]]] = {}
+
+    def _changed(self) -> None:
+        self._effective.clear()
 
     async def aclose(self) -> None:
         await self.store.aclose()
@@ -163,12 +171,13 @@ class SkillRegistry:
         existing = await self.store.list_versions(skill.id)
         version = self._next_version(version, doc.metadata.get("version"), existing)
         api_version = str(max([int(now * 1_000_000), *(int(v.api_version) + 1 for v in existing)]))
-        report = scan_files(files.files)
+        report = await asyncio.to_thread(scan_files, files.files)  # Hyperscan plus regexes: off the event loop
         record = SkillVersion(skill.id, version, api_version, doc.name, doc.description, digest, signature,
                               publisher_id, report.level, report.as_dict(), tuple(dict.fromkeys(tags)),
                               len(files.files), files.total_bytes, now)
         await self.store.add_version(record, doc.body, files.files)
         await self._refresh_latest(skill.id)
+        self._changed()
         return record
 
     async def _check_signature(self, tenant_id: str, digest: str, publisher: str | None,
@@ -254,6 +263,7 @@ class SkillRegistry:
         found = await self.store.get_version(skill.id, version)
         await self.store.set_yanked(skill.id, found.version, None if undo else self._clock())
         await self._refresh_latest(skill.id)
+        self._changed()
         return await self.store.get_version(skill.id, found.version)
 
     async def delete_version(self, tenant_id: str, name: str, version: str) -> None:
@@ -264,6 +274,7 @@ class SkillRegistry:
                 raise Conflict(f"version {found.version} is pinned by an install: yank it instead")
         await self.store.delete_version(skill.id, found.version)
         await self._refresh_latest(skill.id)
+        self._changed()
 
     async def delete_skill(self, tenant_id: str, name: str) -> None:
         skill = await self.owned(tenant_id, name)
@@ -321,20 +332,36 @@ class SkillRegistry:
                              "refuses high-risk installs; review it with `passerelle skills show`")
         install = Install(new_id("inst_"), tenant_id, checked, scope_id, skill.id,
                           target.version if version is not None else None, self._clock())
-        return await self.store.put_install(install)
+        done = await self.store.put_install(install)
+        self._changed()
+        return done
 
     async def uninstall(self, tenant_id: str, scope: str, scope_id: str, name: str) -> bool:
         checked = self._check_scope(tenant_id, scope, scope_id)
         skill = await self.resolve(tenant_id, name)
-        return await self.store.delete_install(checked, scope_id, skill.id)
+        removed = await self.store.delete_install(checked, scope_id, skill.id)
+        self._changed()
+        return removed
 
     async def installs(self, tenant_id: str, team_id: str | None = None,
-                       key_id: str | None = None) -> list[tuple[Install, Skill, SkillVersion]]:
+                       key_id: str | None = None) -> list[Effective]:
         """The effective installs of a key (or team, or tenant): one per skill, the most specific scope."""
+        cache_key = (tenant_id, team_id, key_id)
+        cached = self._effective.get(cache_key)
+        now = time.monotonic()
+        if cached is not None and now - cached[0] < self.policy.catalog_ttl_s:
+            return cached[1]
+        found = await self._effective_installs(tenant_id, team_id, key_id)
+        if len(self._effective) > 10_000:
+            self._effective.clear()
+        self._effective[cache_key] = (now, found)
+        return found
+
+    async def _effective_installs(self, tenant_id: str, team_id: str | None, key_id: str | None) -> list[Effective]:
         scopes = [(s, i) for s, i in (("key", key_id), ("team", team_id), ("tenant", tenant_id)) if i]
         found = await self.store.list_installs(scopes)
         found.sort(key=lambda i: INSTALL_SCOPES.index(i.scope))
-        out: list[tuple[Install, Skill, SkillVersion]] = []
+        out: list[Effective] = []
         seen: set[str] = set()
         for install in found:
             if install.skill_id in seen or install.tenant_id != tenant_id:
