@@ -7,10 +7,11 @@ on the surrogate text, so the caller's own values (restored afterwards) are neve
 wrote, only the upstream must not read the caller's data.  Then each surrogate of the request's vault is
 replaced by its original.
 
-Streams are rewritten event by event.  Per content block, a ``StreamScanner`` holds back the last
-``answer_holdback`` characters (a value split across chunks is found whole once it has fully arrived) and
-a ``StreamRestorer`` the few characters that could begin a surrogate; both flush at the block's end.  The
-delay this adds is bounded by those holds, counted in characters, and ``held_max`` reports it.
+Streams are rewritten event by event.  Per content block, a ``StreamScanner`` holds back the tail that a
+value could still extend into (the trailing run of value-like words, see ``quiet_prefix``), never more
+than ``answer_holdback`` characters, so that a value split across chunks is found whole once it has fully
+arrived; then a ``StreamRestorer`` holds the few characters that could begin a surrogate.  Both flush at
+the block's end.  The delay is bounded by those holds, counted in characters; ``held_max`` reports it.
 """
 
 from __future__ import annotations
@@ -160,10 +161,11 @@ class StreamScanner:
 
     def feed(self, piece: str) -> str:
         self._buffer += piece
-        # Scanning every ~16 characters beyond the hold keeps the cost linear in the answer's length.
-        if len(self._buffer) < self._guard.holdback + 16:
-            return ""
-        return self._release(len(self._buffer) - self._guard.holdback)
+        if len(self._buffer) >= self._guard.holdback + 16:  # the bound: never more held than this
+            return self._release(len(self._buffer) - self._guard.holdback)
+        quiet = quiet_prefix(self._buffer)
+        # Below 8 characters, waiting for more keeps the number of scans (and their cost) down.
+        return self._release(quiet) if quiet >= 8 else ""
 
     def flush(self) -> str:
         return self._release(len(self._buffer)) if self._buffer else ""
@@ -178,6 +180,29 @@ class StreamScanner:
         self._context = window[max(begin, end - _CONTEXT):end]
         self._buffer = window[end:]
         return out
+
+
+_WORD = re.compile(r"\S+")
+_VALUE_LIKE = re.compile(r"[0-9A-Z@+/:#_]")
+
+
+def quiet_prefix(text: str) -> int:
+    """Where the text stops being final: the start of its trailing run of words that could still be part of
+    a value the next pieces complete.  The last word always could; before it, words with a digit, a capital
+    or value punctuation (a card's groups, a name, a marking, an IBAN) join the run, and so do short
+    lowercase words between two of them (de, la, van: particles of names)."""
+    words = [(m.start(), m.group()) for m in _WORD.finditer(text, max(0, len(text) - 200))]
+    if not words:
+        return len(text)
+    hold = words[-1][0]
+    for k in range(len(words) - 2, -1, -1):
+        start, word = words[k]
+        if _VALUE_LIKE.search(word) or (len(word) <= 3 and word.isalpha() and k > 0
+                                         and _VALUE_LIKE.search(words[k - 1][1])):
+            hold = start
+        else:
+            break
+    return hold
 
 
 class _BlockRewriter:
