@@ -6,7 +6,6 @@ from __future__ import annotations
 import ipaddress
 import re
 
-import phonenumbers
 from stdnum import issn
 
 from passerelle.compliance.context import first_near, near
@@ -21,6 +20,7 @@ from passerelle.compliance.detectors.common import (
     one_separator_kind,
     trivial_digits,
 )
+from passerelle.compliance.detectors.phones import valid_phone
 from passerelle.compliance.findings import Finding, Pattern
 
 _PHONE_CONTEXT = ("phone_fr", "phone_de", "phone_en")
@@ -47,13 +47,6 @@ def _regions(digits: str, context: str | None) -> list[str]:
     return list(dict.fromkeys(regions))[:2]
 
 
-def _valid_phone(number: str, region: str | None) -> bool:
-    try:
-        return phonenumbers.is_valid_number(phonenumbers.parse(number, region))
-    except phonenumbers.NumberParseException:
-        return False
-
-
 def _national_shape(value: str, digits: str) -> bool:
     """One separator kind after an optional "(area)"; NANP numbers grouped 3-3-4 ("2024-03-15 09" is a date)."""
     rest = value.split(")", 1)[1].lstrip() if value[0] == "(" else value
@@ -66,14 +59,18 @@ def _national_shape(value: str, digits: str) -> bool:
 
 
 def _phone(text: str, start: int, end: int) -> Finding | None:
+    # Cheapest tests first: digit groups of dates, cards and IBANs come here too.
+    if glued(text, start, end) or embedded(text, start, end):
+        return None
     value = text[start:end]
-    extension = _EXTENSION.search(value)  # "x926", "ext. 12": part of the finding, not of the number
-    if extension is not None:
-        value = value[:extension.start()]
+    if "x" in value:
+        extension = _EXTENSION.search(value)  # "x926", "ext. 12": part of the finding, not of the number
+        if extension is not None:
+            value = value[:extension.start()]
     digits = value.translate(_NOT_DIGITS)
     if not 7 <= len(digits) <= 15 or looks_like_date(value) or _IPV4_SHAPE.fullmatch(value) or looks_like_isbn(digits):
         return None
-    if glued(text, start, end) or embedded(text, start, end) or trivial_digits(digits):
+    if trivial_digits(digits):
         return None
     context = first_near(text, start, _PHONE_CONTEXT)
     if a_reference(text, start, context is not None):
@@ -89,14 +86,14 @@ def _phone(text: str, start: int, end: int) -> Finding | None:
         return None  # "003235472598" between colons is an account id; 0033 6... is written grouped
     if value[0] == "+" or value.startswith("00"):
         number = "+" + value[2:] if value[0] == "0" else value
-        return Finding("PHONE", start, end, round(0.9 + bonus, 2)) if _valid_phone(number, None) else None
+        return Finding("PHONE", start, end, round(0.9 + bonus, 2)) if valid_phone(number, None) else None
     grouped = not value.isdigit()
     if not grouped and context is None:
         return None  # a bare run of digits is an id, an order number, a literal, until a keyword says otherwise
     if grouped and not _national_shape(value, digits):
         return None
     for region in _regions(digits, context):
-        if _valid_phone(value, region):
+        if valid_phone(value, region):
             return Finding("PHONE", start, end, round((0.8 if grouped else 0.75) + bonus, 2))
     return None
 

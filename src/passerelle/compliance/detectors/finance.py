@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from stdnum import bic, iban, luhn, numdb
+from stdnum import bic, iban, numdb
 from stdnum.eu import vat
 from stdnum.fr import siren, siret
 from stdnum.gb import vat as gb_vat
@@ -23,6 +23,7 @@ from passerelle.compliance.detectors.common import (
     in_decimal,
     looks_like_isbn,
     looks_like_timestamp,
+    luhn_ok,
     one_separator_kind,
     tail,
     value_start,
@@ -77,7 +78,7 @@ def _card(text: str, start: int, end: int) -> Finding | None:
     grouped = len(digits) != len(value)
     if grouped and (not one_separator_kind(value) or continues(text, start, end, value[4])):
         return None  # "4111 1111-1111.1111", or four groups out of a longer run (an IBAN, a parcel number)
-    if not luhn.is_valid(digits):
+    if not luhn_ok(digits):
         return None
     context = near(text, start, "card")
     if not context and (brand == "DINERS" or (not grouped and len(digits) not in _USUAL_LENGTH[brand])):
@@ -103,20 +104,45 @@ def _expiry(text: str, start: int, end: int) -> Finding | None:
     return Finding("CARD_EXPIRY", begin, end, 0.85)
 
 
-def _mod97_ok(number: str) -> bool:
-    # Cheap first: candidates from spaced groups are mostly wrong prefixes of the real IBAN.
-    rearranged = number[4:] + number[:4]
+# Letters count as two digits in the mod 97 test (A=10 ... Z=35).
+_MOD97_DIGITS = {ord(c): str(ord(c) - 55) for c in "ABCDEFGHIJKLMNOPQRSTUVWXYZ"}
+_BBAN_CHARS = {"n": "[0-9]", "a": "[A-Z]", "c": "[A-Za-z0-9]"}
+
+
+def _bban_shapes() -> dict[str, re.Pattern[str]]:
+    """Each country's BBAN structure from python-stdnum's registry ("4!n4!n12!c"), compiled once."""
+    shapes = {}
+    for _, low, high, props, children in numdb.get("iban").prefixes:
+        if low == high and not children and props.get("bban"):
+            body = re.sub(r"([1-9][0-9]*)!([nac])", lambda m: f"{_BBAN_CHARS[m.group(2)]}{{{m.group(1)}}}",
+                          props["bban"])
+            shapes[low] = re.compile(body)
+    return shapes
+
+
+_BBAN_SHAPES = _bban_shapes()
+
+
+def _iban_ok(number: str) -> bool:
+    """Mod 97 (cheap, and most candidates from spaced groups fail it), the country's BBAN shape, then the
+    national check of the few countries python-stdnum has one for (Spain's and Belgium's keys...)."""
     try:
-        return int("".join(c if c.isdigit() else str(ord(c) - 55) for c in rearranged)) % 97 == 1
+        if int((number[4:] + number[:4]).translate(_MOD97_DIGITS)) % 97 != 1:
+            return False
     except ValueError:
         return False
+    shape = _BBAN_SHAPES.get(number[:2])
+    if shape is None:
+        return iban.is_valid(number)
+    return shape.fullmatch(number, 4) is not None and (_IBAN_MODULE.get(number[:2]) is None or iban.is_valid(number))
+
+
+_IBAN_MODULE = {country: iban._get_cc_module(country) for country in _BBAN_SHAPES}
 
 
 def _iban(text: str, start: int, end: int) -> Finding | None:
     number = compact(text[start:end])
-    if not _mod97_ok(number) or not iban.is_valid(number):
-        return None
-    return Finding("IBAN", start, end, 1.0, number[:2])
+    return Finding("IBAN", start, end, 1.0, number[:2]) if _iban_ok(number) else None
 
 
 def _bic(text: str, start: int, end: int) -> Finding | None:

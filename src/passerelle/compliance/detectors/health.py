@@ -3,10 +3,8 @@ US NPI (Luhn over 80840 + number) and DEA registration numbers, Medicare benefic
 
 from __future__ import annotations
 
-from stdnum import luhn
-
 from passerelle.compliance.context import GAP, keyword, near
-from passerelle.compliance.detectors.common import ALNUM_UPPER, PatternDetector, embedded, tail, trivial_digits
+from passerelle.compliance.detectors.common import ALNUM_UPPER, PatternDetector, embedded, luhn_ok, tail, trivial_digits
 from passerelle.compliance.findings import Finding, Pattern
 
 _CODE_CHARS = ALNUM_UPPER | {"-"}
@@ -21,7 +19,7 @@ def _mrn(text: str, start: int, end: int) -> Finding | None:
 def _npi(text: str, start: int, end: int) -> Finding | None:
     # Ten digits starting 1 or 2 are also every epoch timestamp of this century: only after its keyword.
     number = text[start:end]
-    if number[0] in "12" and near(text, start, "npi") and luhn.is_valid("80840" + number) and \
+    if number[0] in "12" and near(text, start, "npi") and luhn_ok("80840" + number) and \
             not embedded(text, start, end):
         return Finding("US_NPI", start, end, 0.95)
     return None
