@@ -135,3 +135,17 @@ def test_a_whole_answer_is_restored_and_scanned_and_the_original_is_left_for_the
     assert message["content"][0]["text"] == f"Dear {surrogate}, card {MODEL_CARD}."  # untouched
     assert {(d, t, a) for d, t, a in protection.findings} >= {("answer", "CREDIT_CARD", "mask")}
     assert all("5555" not in str(entry) for entry in protection.summary())  # types and counts, never values
+
+
+@pytest.mark.parametrize(("text", "held"), [
+    ("the review is planned for next", "next"),
+    ("your card 4970 1012", "4970 1012"),
+    ("written by Jean de la", "Jean de la"),
+    ("marked TOP SECRET//NO", "TOP SECRET//NO"),
+    ("ends with a space ", "space "),
+    ("", ""),
+])
+def test_streams_hold_back_only_the_words_a_value_could_still_extend_into(text: str, held: str) -> None:
+    from passerelle.pipeline.compliance_answer import quiet_prefix
+
+    assert text[quiet_prefix(text):] == held
