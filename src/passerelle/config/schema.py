@@ -225,6 +225,18 @@ class ComplianceConfig(Strict):
     answer_holdback: Annotated[int, Meta(ge=16, le=4096)] = 64
 
 
+class SkillsConfig(Strict):
+    """Agent Skills served to any model: the catalog in the system prompt, a tool to load files."""
+
+    enabled: bool = True  # serve skills to keys that have installed ones
+    allow_high_risk: bool = False  # may a version with a high risk report be installed
+    require_signature: bool = False  # refuse to publish unsigned versions
+    max_load_bytes: Annotated[int, Meta(ge=1024)] = 200_000  # per loaded file and per request in total
+    max_skills_per_request: Annotated[int, Meta(ge=1, le=1000)] = 50  # catalog entries offered
+    max_loads_per_request: Annotated[int, Meta(ge=1, le=100)] = 8  # tool calls answered per request
+    tool_name: Annotated[str, Meta(pattern=r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")] = "load_skill"
+
+
 class Config(Strict):
     server: ServerConfig = msgspec.field(default_factory=ServerConfig)
     providers: dict[str, ProviderConfig] = msgspec.field(default_factory=dict)
@@ -236,3 +248,4 @@ class Config(Strict):
     cache: CacheConfig = msgspec.field(default_factory=CacheConfig)
     compliance: ComplianceConfig = msgspec.field(default_factory=ComplianceConfig)
     audit: AuditConfig = msgspec.field(default_factory=AuditConfig)
+    skills: SkillsConfig = msgspec.field(default_factory=SkillsConfig)
