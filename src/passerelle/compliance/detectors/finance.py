@@ -209,13 +209,16 @@ def _siren(text: str, start: int, end: int) -> Finding | None:
     # (SIREN, RCS, société...) decides.
     if embedded(text, start, end) or glued(text, start, end) or not near(text, start, "company"):
         return None
-    return Finding("FR_SIREN", start, end, 0.95) if siren.is_valid(compact(text[start:end])) else None
+    number = compact(text[start:end])
+    return Finding("FR_SIREN", start, end, 0.95) if luhn_ok(number) and siren.is_valid(number) else None
 
 
 def _siret(text: str, start: int, end: int) -> Finding | None:
     value = text[start:end]
     number = compact(value)
-    if not siret.is_valid(number) or embedded(text, start, end) or glued(text, start, end):
+    # Luhn first (La Poste's establishments use a digit sum instead): python-stdnum decides the few that pass.
+    if not (luhn_ok(number) or number.startswith("356000000")) or not siret.is_valid(number) or \
+            embedded(text, start, end) or glued(text, start, end):
         return None
     if near(text, start, "company"):
         return Finding("FR_SIRET", start, end, 1.0)  # above a card reading of the same digits
