@@ -3,26 +3,30 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 
 from passerelle import __version__
-from passerelle.cli import admin_commands, audit, scan, serve, skills
+
+# Modules that add subcommands, in help order.  ``serve`` alone is imported for the long-running commands:
+# the process that supervises the workers then stays small (the admin, audit and skills modules would add
+# ~25 MB to it, for nothing).
+COMMAND_MODULES = ("serve", "admin_commands", "scan", "skills", "audit")
+SERVE_COMMANDS = frozenset({"serve", "simulator", "check-config"})
 
 
-def parser() -> argparse.ArgumentParser:
+def parser(command: str | None = None) -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="passerelle", description="Self-hosted AI gateway.")
     root.add_argument("--version", action="version", version=f"passerelle {__version__}")
     sub = root.add_subparsers(dest="command", required=True)
-    serve.add_parsers(sub)
-    admin_commands.add_parsers(sub)
-    scan.add_parsers(sub)
-    skills.add_parsers(sub)
-    audit.add_parsers(sub)
+    for name in ("serve",) if command in SERVE_COMMANDS else COMMAND_MODULES:
+        importlib.import_module(f"passerelle.cli.{name}").add_parsers(sub)
     return root
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = parser(argv[0] if argv else None).parse_args(argv)
     code: int = args.func(args)
     return code
 
