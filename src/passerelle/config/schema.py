@@ -237,6 +237,18 @@ class SkillsConfig(Strict):
     tool_name: Annotated[str, Meta(pattern=r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")] = "load_skill"
 
 
+class AiActConfig(Strict):
+    """AI Act evidence: purposes bound to keys, transparency, registers (see docs/ai-act.md)."""
+
+    keys: dict[str, str] = msgspec.field(default_factory=dict)  # key name or id -> purpose id
+    require_purpose: bool = False  # refuse keys bound to no purpose
+    require_supplier_docs: bool = False  # skip deployments whose model has no documents on file
+    transparency: bool = True  # x-ai-* headers and the JSON "passerelle" marking on generated answers
+    reviewer_header: str = "x-ai-reviewer"  # names the human who reviewed public-interest text (Art 50(4))
+    turnover_eur: str | None = None  # worldwide annual turnover (decimal string), for Art 99 exposure
+    sme: bool = False  # SMEs: the lower of the two Art 99 amounts applies
+
+
 class Config(Strict):
     server: ServerConfig = msgspec.field(default_factory=ServerConfig)
     providers: dict[str, ProviderConfig] = msgspec.field(default_factory=dict)
@@ -249,3 +261,4 @@ class Config(Strict):
     compliance: ComplianceConfig = msgspec.field(default_factory=ComplianceConfig)
     audit: AuditConfig = msgspec.field(default_factory=AuditConfig)
     skills: SkillsConfig = msgspec.field(default_factory=SkillsConfig)
+    aiact: AiActConfig = msgspec.field(default_factory=AiActConfig)
