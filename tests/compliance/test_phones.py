@@ -23,7 +23,8 @@ def reference(number: str, region: str | None) -> bool:
     ("(201) 123-4567", "US", False),  # NANP exchanges never start with 1
     ("(202) 456-1111", "US", True), ("+33 6 12 34 56 78", None, True), ("+49 30 12345678", None, True),
     ("+1 212 123 4567", None, False), ("+1 416 967 1111", None, True),  # a Canadian number in the NANP
-    ("+54 9 11 1234 5678", None, True),  # Argentina rewrites its prefixes: decided by phonenumbers
+    ("+54 9 11 1234 5678", None, True), ("011 15-2345-6789", "AR", True),  # Argentina rewrites its prefixes
+    ("712345", "JE", True), ("01534 712345", "GB", True),  # Jersey: six local digits are rewritten
     ("+44 (0)20 7946 0958", None, True), ("0033 6 12 34 56 78", "FR", True), ("06 12 34", "FR", False),
     ("+999 1234567", None, False), ("+33 6 12", None, False), ("٠٦١٢٣٤٥٦٧٨", "FR", True),
 ])
@@ -34,10 +35,10 @@ def test_known_numbers(number: str, region: str | None, valid: bool) -> None:
 
 def test_agrees_with_phonenumbers_on_random_candidates() -> None:
     rng = random.Random(20251127)
-    codes = ["33", "49", "44", "1", "39", "34", "54", "55", "7", "86", "91", "352", "41", "31", "32", "61"]
-    for _ in range(6000):
-        region = rng.choice(["FR", "DE", "GB", "US", None])
-        digits = "".join(rng.choice("0123456789") for _ in range(rng.randint(7, 13)))
+    codes = ["33", "49", "44", "1", "39", "34", "54", "55", "7", "86", "91", "352", "41", "31", "32", "61", "52", "81"]
+    for _ in range(8000):
+        region = rng.choice(["FR", "DE", "GB", "US", "AR", "BR", "JE", "IT", None, None])
+        digits = "".join(rng.choice("0123456789") for _ in range(rng.randint(6, 13)))
         if region is None:
             number = f"+{rng.choice(codes)} {digits[:2]} {digits[2:]}"
         else:

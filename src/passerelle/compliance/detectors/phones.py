@@ -6,9 +6,9 @@ number is valid when its national significant number matches its region's genera
 one of the type patterns (fixed line, mobile, toll free...) with a possible length: that test
 is done here on the digits, with the same metadata compiled once per region.
 
-Only the regions whose national-prefix rule is a plain digit string (FR "0", US "1", GB
-"0|180020", most of the world) are decided here; the others (Argentina's and Brazil's rewriting
-rules) and anything that is not plain ASCII digits go to ``phonenumbers`` as before.
+National-prefix rules are applied as phonenumbers applies them, rewriting ones included
+(Argentina's, Brazil's, Jersey's); numbers written with an international dialling prefix ("0033
+..."), with the country code and no "+", or in other than ASCII digits go to ``phonenumbers``.
 """
 
 from __future__ import annotations
@@ -57,32 +57,50 @@ def _fits(national: str, region: str) -> bool:
 
 
 @cache
-def _regions(country_code: int) -> tuple[tuple[str, tuple[str, ...] | None], ...]:
-    """Each region of a country code with its national prefixes as plain digit strings (longest first), or None
-    when its rule rewrites the number (Argentina, Brazil, Jersey...)."""
-    out = []
-    for region in phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(country_code, ()):
-        metadata = PhoneMetadata.metadata_for_region(region)
-        if metadata is None:
-            continue
-        rule = metadata.national_prefix_for_parsing or ""
-        plain = metadata.national_prefix_transform_rule is None and all(p.isdigit() for p in rule.split("|") if p)
-        prefixes = tuple(sorted((p for p in rule.split("|") if p), key=len, reverse=True))
-        out.append((region, prefixes if plain else None))
-    return tuple(out)
+def _parsing(region: str) -> tuple[re.Pattern[str] | None, str | None, re.Pattern[str], tuple[int, ...],
+                                   frozenset[int]] | None:
+    """What parsing a national number with ``region`` uses: its national-prefix rule, the rule's rewriting, the
+    general pattern and its possible lengths (and the local-only ones)."""
+    metadata = PhoneMetadata.metadata_for_region(region)
+    general = metadata.general_desc if metadata is not None else None
+    pattern = general.national_number_pattern if general is not None else None
+    if metadata is None or general is None or pattern is None:
+        return None
+    rule = metadata.national_prefix_for_parsing
+    return (re.compile(rule) if rule else None, metadata.national_prefix_transform_rule,
+            re.compile(pattern), tuple(sorted(general.possible_length or ())),
+            frozenset(general.possible_length_local_only or ()))
 
 
-def _decide(country_code: int, national: str) -> bool | None:
-    """True/False when the metadata decides; None when only phonenumbers can (a rewriting prefix rule)."""
-    undecided = False
-    for region, prefixes in _regions(country_code):
-        if prefixes is None:
-            undecided = True
-            continue
-        if _fits(national, region) or any(national.startswith(p) and _fits(national[len(p):], region)
-                                          for p in prefixes):
-            return True
-    return None if undecided else False
+def _national_form(national: str, region: str) -> str | None:
+    """The national significant number phonenumbers keeps after the region's national prefix (as its
+    ``_maybe_strip_national_prefix_carrier_code`` and length test do); None if the region has no metadata."""
+    parsing = _parsing(region)
+    if parsing is None:
+        return None
+    rule, rewrite, general, lengths, local_only = parsing
+    match = rule.match(national) if rule is not None else None
+    if match is None:
+        return national
+    groups = match.groups()
+    if rewrite and groups and groups[-1] is not None:
+        form = match.expand(rewrite) + national[match.end():]
+    else:
+        form = national[match.end():]
+    if general.fullmatch(national) is not None and general.fullmatch(form) is None:
+        return national  # the original was viable and the stripped number is not
+    n = len(form)
+    if not lengths or n in local_only or n < lengths[0] or (n <= lengths[-1] and n not in lengths):
+        return national  # too short, local only or an impossible length: phonenumbers keeps the original
+    return form
+
+
+def _decide(country_code: int, national: str, region: str) -> bool | None:
+    """Whether the number parsed with ``region`` fits one of its country code's regions; None without metadata."""
+    form = _national_form(national, region)
+    if form is None:
+        return None
+    return any(_fits(form, r) for r in phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(country_code, ()))
 
 
 def _slow(number: str, region: str | None) -> bool:
@@ -102,7 +120,7 @@ def valid_phone(number: str, region: str | None) -> bool:
         for size in (1, 2, 3):  # country calling codes are prefix-free
             code = int(digits[:size] or 0)
             if code in phonenumbers.COUNTRY_CODE_TO_REGION_CODE:
-                decided = _decide(code, digits[size:])
+                decided = _decide(code, digits[size:], phonenumbers.region_code_for_country_code(code))
                 break
         else:
             return False
@@ -110,7 +128,7 @@ def valid_phone(number: str, region: str | None) -> bool:
         metadata = PhoneMetadata.metadata_for_region(region)
         if metadata is None or metadata.country_code is None:
             return _slow(number, region)
-        decided = _decide(metadata.country_code, digits)
-        if decided is False and digits.startswith(("00", "011", str(metadata.country_code))):
-            decided = None  # an international dialling prefix or the country code written without "+"
+        if digits.startswith(("00", "011", str(metadata.country_code))):
+            return _slow(number, region)  # an international dialling prefix, or the country code without "+"
+        decided = _decide(metadata.country_code, digits, region)
     return _slow(number, region) if decided is None else decided
