@@ -16,6 +16,7 @@ from urllib.parse import parse_qsl
 
 import msgspec
 
+from passerelle.aiact.transparency import Marking, ai_headers, mark_body, purpose_marks
 from passerelle.audit import AuditEvent
 from passerelle.canonical import ChatRequest, StreamEvent
 from passerelle.errors import ErrorKind, GatewayError, UpstreamError
@@ -27,6 +28,7 @@ from passerelle.pipeline.compliance import Protection
 from passerelle.pipeline.compliance_answer import AnswerGuard
 from passerelle.pipeline.limits import Ticket
 from passerelle.pipeline.metering import record, usage_tokens
+from passerelle.pipeline.skills import SkillSession
 from passerelle.pricing import TokenUsage, merge_partial, usage_from_canonical
 from passerelle.routing.router import Routed
 from passerelle.routing.table import Deployment
@@ -44,6 +46,7 @@ from passerelle.server.asgi import (
 )
 from passerelle.server.codecs import Codec
 from passerelle.server.gateway import Gateway
+from passerelle.server.skills_gateway import prepare_skills
 
 _id_prefix = "req_" + os.urandom(8).hex()
 _ids = itertools.count(1)
@@ -83,6 +86,7 @@ def response_headers(request_id: str, routed: Routed | None = None, warnings: li
     if routed is not None:
         headers["x-passerelle-deployment"] = routed.deployment.name
         headers["x-passerelle-upstream-model"] = routed.upstream_model
+        headers.update(ai_headers(routed.upstream_model, routed.deployment.provider_type))  # AI Act Art 50(2)
         if routed.attempts > 1:
             headers["x-passerelle-attempts"] = str(routed.attempts)
     if warnings:
@@ -133,6 +137,9 @@ class Outcome:
     protection: Protection | None = None
     prompt_sha256: str = ""  # of the body as the caller sent it (audit only)
     answer: Any = None  # hashlib sha256 of the bytes sent back (audit only)
+    purpose: str | None = None  # the AI Act purpose the key is bound to
+    marking: Marking | None = None  # the purpose's Art 50 text marking of the answer
+    skills: SkillSession | None = None  # the key's skills offered on this request, and what it loaded
 
 
 async def handle_chat(gw: Gateway, codec: Codec, route: str, scope: Scope, receive: Receive, send: Send,
@@ -159,10 +166,13 @@ async def handle_chat(gw: Gateway, codec: Codec, route: str, scope: Scope, recei
         request = codec.parse(body, request_id, headers, query)
         request.timeout = requested_timeout(headers)
         who.check_model(request.model)
+        binding = gw.aiact.check(who, route, request.model)  # AI Act purpose binding and suspend switches
+        outcome.purpose, outcome.marking = purpose_marks(gw.config.aiact, binding, request, headers)
         if gw.config.metering.enabled:
             ticket = await gw.limiter.admit(who, request, policies, gw.table)
         extra = codec.rate_limit_headers(ticket.requests_level, ticket.tokens_level) if ticket else {}
         guard = _protect(gw, who, request, outcome)
+        outcome.skills = await prepare_skills(gw, who, request)  # after protection: the catalog is ours
         use = gw.cache.use(who.tenant_id, request, headers)  # after protection: the cache never holds originals
         hit = await gw.cache.get(use) if use else None
         if hit is not None:
@@ -173,9 +183,12 @@ async def handle_chat(gw: Gateway, codec: Codec, route: str, scope: Scope, recei
             status, alias = await _stream(gw, codec, route, request, receive, send, started, wall, extra, outcome,
                                           guard)
         else:
-            routed = await gw.router.complete(request)
+            skills = outcome.skills
+            routed = await (skills.complete(gw.router, request) if skills else gw.router.complete(request))
             alias = routed.deployment.alias
-            out = codec.response(guard.message(routed.message) if guard else routed.message, request)
+            message = guard.message(routed.message) if guard else routed.message
+            out = codec.response(outcome.marking.message(message) if outcome.marking else message, request)
+            out = mark_body(gw.config.aiact, out, routed.upstream_model, routed.deployment.provider_type)
             if outcome.answer is not None:
                 outcome.answer.update(out)
             await send_bytes(send, 200, out, {**response_headers(request_id, routed, routed.warnings), **extra})
@@ -264,7 +277,7 @@ def _audit(gw: Gateway, outcome: Outcome, who: Principal | None, request: ChatRe
     gw.audit.append(AuditEvent(
         request_id=request.request_id if request else "-", time=wall,
         tenant_id=who.tenant_id if who else "-", team_id=who.team_id if who else None,
-        key_id=who.key_id if who else "-", route=route, purpose=None,
+        key_id=who.key_id if who else "-", route=route, purpose=outcome.purpose,
         model=request.model if request else "-",
         deployment=outcome.deployment.name if outcome.deployment else None, upstream_model=outcome.upstream_model,
         packs=dict(protection.policy.versions) if protection else {},
@@ -273,21 +286,27 @@ def _audit(gw: Gateway, outcome: Outcome, who: Principal | None, request: ChatRe
         prompt_sha256=outcome.prompt_sha256,
         answer_sha256=outcome.answer.hexdigest() if outcome.answer is not None and status < 400 else None,
         retention_days=protection.policy.audit_retention_days_min if protection else 0,
-        extra={"cache_hit": True} if outcome.cache_hit else {}))
+        extra={**({"cache_hit": True} if outcome.cache_hit else {}),
+               **(outcome.skills.audit() if outcome.skills else {}),
+               **(outcome.marking.audit if outcome.marking else {})}))
 
 
 async def _answer_cached(codec: Codec, request: ChatRequest, hit: CachedAnswer, send: Send, receive: Receive,
                          extra: dict[str, str], outcome: Outcome, guard: AnswerGuard | None) -> int:
     outcome.cache_hit = True
     outcome.saved = hit.cost_pico
-    headers = {**response_headers(request.request_id), **extra, "x-passerelle-cache": "hit"}
+    headers = {**response_headers(request.request_id), **ai_headers(hit.upstream_model, hit.provider), **extra,
+               "x-passerelle-cache": "hit"}
+    marking = outcome.marking
     if not request.stream:
-        out = codec.response(guard.message(hit.message) if guard else hit.message, request)
+        message = guard.message(hit.message) if guard else hit.message
+        out = codec.response(marking.message(message) if marking else message, request)
         if outcome.answer is not None:
             outcome.answer.update(out)
         await send_bytes(send, 200, out, headers)
         return 200
     events = _aiter(replay(hit.message))
+    events = marking.events(events) if marking else events
     status, _ = await _send_events(codec, request, guard.events(events) if guard else events, send, receive,
                                    headers, outcome)
     return status
@@ -303,11 +322,13 @@ async def _stream(gw: Gateway, codec: Codec, route: str, request: ChatRequest, r
                   ) -> tuple[int, str]:
     """Stream the answer; returns the status to record and the alias.  Once the first byte is
     out, failures become an error event in the stream, since the HTTP status is already sent."""
-    routed = await gw.router.stream(request)
+    skills = outcome.skills
+    routed = await (skills.stream(gw.router, request) if skills else gw.router.stream(request))
     alias = routed.deployment.alias
     _log_warnings(request.request_id, routed.warnings)
     headers = {**response_headers(request.request_id, routed, routed.warnings), **extra}
     events = guard.events(routed.events) if guard else routed.events
+    events = outcome.marking.events(events) if outcome.marking else events
     status, usage = await _send_events(codec, request, events, send, receive, headers, outcome,
                                        on_start=lambda: metrics.child(metrics.FIRST_BYTE, route, alias).observe(
                                            time.perf_counter() - started),

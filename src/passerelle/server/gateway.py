@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from passerelle.aiact.factory import open_aiact_store
 from passerelle.audit import AuditLog, open_audit
 from passerelle.config import Config
 from passerelle.pipeline.auth import KeyRing
@@ -13,6 +14,7 @@ from passerelle.pipeline.compliance import ComplianceStage, configured, load_sec
 from passerelle.pipeline.limits import Limiter
 from passerelle.pipeline.metering import LedgerWriter, Meter
 from passerelle.pipeline.policies import PolicyRefresher
+from passerelle.pipeline.purposes import PurposeStage
 from passerelle.pricing import Catalog
 from passerelle.providers.base import Provider
 from passerelle.providers.http import HttpClient
@@ -39,6 +41,7 @@ class Gateway:
     cache: ResponseCache
     compliance: ComplianceStage
     audit: AuditLog
+    aiact: PurposeStage
     draining: bool = False
 
     @property
@@ -61,12 +64,17 @@ class Gateway:
         ledger.start()
         audit = await open_audit(config, data_dir)
         await audit.start()
+        aiact = PurposeStage(await open_aiact_store(config, data_dir), config)
+        await aiact.start()
+        router = Router(table, config.router)
+        if config.aiact.require_supplier_docs:
+            router.plan_filter = aiact.filter_plan
         return cls(
             config=config,
             http=http,
             providers=providers,
             table=table,
-            router=Router(table, config.router),
+            router=router,
             store=store,
             counters=counters,
             policies=policies,
@@ -76,6 +84,7 @@ class Gateway:
             cache=ResponseCache(counters, config.cache),
             compliance=compliance,
             audit=audit,
+            aiact=aiact,
         )
 
     async def aclose(self) -> None:
@@ -84,8 +93,12 @@ class Gateway:
         await self.limiter.aclose()
         await self.ledger.aclose()
         await self.audit.aclose()
+        await self.aiact.aclose()
         for provider in self.providers.values():
             await provider.aclose()
         await self.http.aclose()
         await self.counters.aclose()
         await self.store.aclose()
+        from passerelle.server.skills_gateway import close_registry  # imports this module
+
+        await close_registry(self)
