@@ -46,6 +46,8 @@ class Router:
     def __init__(self, table: RoutingTable, config: RouterConfig) -> None:
         self.table = table
         self.config = config
+        # (model, plan) -> the deployments allowed to serve it, e.g. the AI Act supplier-documents check.
+        self.plan_filter: Callable[[str, list[tuple[Deployment, str]]], list[tuple[Deployment, str]]] | None = None
 
     async def complete(self, request: ChatRequest) -> RoutedMessage:
         async def call(attempt: ChatRequest, deployment: Deployment, target: Target, unwrap: bool,
@@ -104,6 +106,8 @@ class Router:
 
     def _plan(self, request: ChatRequest) -> list[tuple[Deployment, str]]:
         plan = self.table.plan(request.model)
+        if self.plan_filter is not None:
+            plan = self.plan_filter(request.model, plan)
         label = request.required_label
         if label is None:
             return plan

@@ -1,0 +1,49 @@
+"""The scale-out AI Act store: PostgreSQL through an asyncpg pool, in the store's schema.  Writes lock
+the ``aiact_version`` row first (they bump it), so they run one at a time across instances; snapshots
+read at REPEATABLE READ so that the version and the rows agree."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import asyncpg  # type: ignore[import-untyped]
+
+from passerelle.aiact.migrations import migrate_aiact_postgres
+from passerelle.aiact.store import SQLAiActStore
+from passerelle.stores.migrations import check_schema_name
+from passerelle.stores.postgres import _Conn, numbered
+from passerelle.stores.sql_common import Row
+
+
+class PostgresAiActStore(SQLAiActStore):
+    def __init__(self, pool: Any, schema: str) -> None:
+        self._pool = pool
+        self.schema = schema
+
+    @classmethod
+    async def connect(cls, dsn: str, schema: str = "passerelle", *, min_size: int = 1,
+                      max_size: int = 4) -> PostgresAiActStore:
+        check_schema_name(schema)
+        conn = await asyncpg.connect(dsn)
+        try:
+            await migrate_aiact_postgres(conn, schema)
+        finally:
+            await conn.close()
+        pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size,
+                                         server_settings={"search_path": f'"{schema}"'})
+        return cls(pool, schema)
+
+    @asynccontextmanager
+    async def _transaction(self, read: bool = False) -> AsyncIterator[_Conn]:
+        async with self._pool.acquire() as conn, conn.transaction(
+                isolation="repeatable_read" if read else None, readonly=read):
+            yield _Conn(conn)
+
+    async def _query(self, sql: str, *args: object) -> list[Row]:
+        rows: list[Row] = await self._pool.fetch(numbered(sql), *args)
+        return rows
+
+    async def aclose(self) -> None:
+        await self._pool.close()
