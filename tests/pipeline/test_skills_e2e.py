@@ -255,3 +255,29 @@ async def test_on_the_scale_out_backend(tmp_path: Path) -> None:
             text, calls, stop, _ = await ask(gw, "anthropic", True, "gpt-test")
             assert text.strip() == SKILL_MD.strip() and calls == [] and stop == "end_turn"
             assert tool_result(gw.upstream.received[1])[0] == SKILL_MD
+
+
+async def test_an_unreadable_registry_costs_the_skills_not_the_answer(gateway: Gateway,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    async def broken(principal: object) -> list[Any]:
+        raise OSError("database is locked")
+
+    monkeypatch.setattr(gateway.registry, "enabled_skills", broken)
+    raw = await gateway.anthropic().messages.with_raw_response.create(
+        model="claude-test", max_tokens=400, messages=[{"role": "user", "content": QUESTION}])
+    message: Any = await raw.parse()
+    assert message.content[0].text == QUESTION
+    assert "skills are unavailable right now" in raw.headers["x-passerelle-warnings"]
+    assert "available_skills" not in json.dumps(gateway.upstream.received)
+
+
+async def test_with_compliance_the_continuation_keeps_the_protected_prompt(tmp_path: Path) -> None:
+    name = "Jean Dupont"
+    async for gw in open_gateway(tmp_path, extra="compliance: {packs: [gdpr]}\n"):
+        message: Any = await gw.anthropic().messages.create(
+            model="claude-test", max_tokens=400, messages=[{"role": "user", "content": f"I am {name}. {QUESTION}"}])
+        first, second = gw.upstream.received
+        for sent in (first, second):
+            assert name not in json.dumps(sent, ensure_ascii=False) and "PERSON-" in json.dumps(sent)
+        assert tool_result(second)[0] == SKILL_MD  # the skill's text is the gateway's: not rewritten
+        assert message.content[0].text.strip() == SKILL_MD.strip()
