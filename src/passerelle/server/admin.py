@@ -32,6 +32,7 @@ from passerelle.admin.service import (
 from passerelle.admin.validation import NewBudget, NewKey, NewRateLimit, NewTeam, NewTenant
 from passerelle.errors import ErrorKind, GatewayError
 from passerelle.observability.logging import log
+from passerelle.server.aiact_admin import ROUTES as AIACT_ROUTES
 from passerelle.server.asgi import BodyTooLarge, ClientDisconnected, Receive, Scope, Send, read_body, send_bytes
 from passerelle.server.chat import new_request_id, response_headers
 from passerelle.server.gateway import Gateway
@@ -251,6 +252,7 @@ ROUTES: list[tuple[tuple[str, ...], dict[str, Op]]] = [
     (("rate-limits", "*"), {"DELETE": delete_rate_limit}),
     (("usage",), {"GET": usage}),
     *SKILL_ROUTES,  # /admin/skills..., /admin/skill-installs, /admin/skill-publishers
+    *AIACT_ROUTES,  # /admin/aiact/...: purposes, switches, bindings, registers, reports
 ]
 
 
