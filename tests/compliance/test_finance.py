@@ -232,6 +232,8 @@ def test_siret_starting_like_a_diners_card_is_a_siret(text: str) -> None:
 def test_a_14_digit_diners_reading_needs_card_context() -> None:
     assert values("ref 30569309025904 attached", "CREDIT_CARD") == []
     assert values("Diners Club card 30569309025904", "CREDIT_CARD") == ["30569309025904"]
+    assert values("Please charge 30569309025904 for the annual fee.", "CREDIT_CARD") == ["30569309025904"]
+    assert values("Voucher 3056 930902 5904 attached", "CREDIT_CARD") == ["3056 930902 5904"]  # the card's own grouping
 
 
 @pytest.mark.parametrize("text", [

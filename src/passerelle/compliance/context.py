@@ -22,6 +22,9 @@ _U = "(?:ü|ue|u)"
 WORDS: dict[str, str] = {
     "card": rf"credit card|debit card|card(?: number| no| #)?|carte(?: bancaire| bleue| de cr{_E}dit| de paiement)?|"
             rf"cb|num{_E}ro de carte|kreditkarte|karte|kartennummer|zahlungskarte|visa|mastercard|amex|pan",
+    # Paying with a card without naming it: "please charge 36726227959523".
+    "payment": rf"charge|charged|pay|paid|payment|bill|billed|d{_E}biter|d{_E}bitez|payer|payez|r{_E}gler|r{_E}glez|"
+               rf"paiement|belasten|belastet|bezahlen|bezahlt|zahlung",
     "cvv": rf"cvv2?|cvc2?|cvn|csc|card verification(?: value| code)?|security code|code de s{_E}curit{_E}|"
            rf"cryptogramme(?: visuel)?|pr{_U}fnummer|kartenpr{_U}fnummer|pr{_U}fziffer|sicherheitscode",
     "expiry": rf"expiry(?: date)?|expiration(?: date)?|expires?(?: on| le| fin)?|exp\.?(?: date)?|"

@@ -68,6 +68,9 @@ def card_brand(digits: str) -> str | None:
     return None
 
 
+_DINERS_GROUPS = re.compile(r"\d{4}([ .-])\d{6}\1\d{4}")
+
+
 def _card(text: str, start: int, end: int) -> Finding | None:
     # Cheapest tests first: every long digit run in a prompt comes here, few are cards.
     value = text[start:end]
@@ -81,10 +84,10 @@ def _card(text: str, start: int, end: int) -> Finding | None:
     if not luhn_ok(digits):
         return None
     context = near(text, start, "card")
-    if not context and (brand == "DINERS" or (not grouped and len(digits) not in _USUAL_LENGTH[brand])):
-        # big integers in code and data (seeds, ids, parcels) rarely have a brand's usual length; and a
-        # 14-digit 30/36/38/39... number is far more often a SIRET than a Diners Club card
-        return None
+    if not context and not grouped and len(digits) not in _USUAL_LENGTH[brand]:
+        return None  # big integers in code and data (seeds, ids, parcels) rarely have a brand's usual length
+    if brand == "DINERS" and not context and not _DINERS_GROUPS.fullmatch(value) and not near(text, start, "payment"):
+        return None  # a 14-digit 30/36/38/39... number is a SIRET far more often, unless paid with or written 4-6-4
     if looks_like_isbn(digits) or a_reference(text, start, context):
         return None
     return Finding("CREDIT_CARD", start, end, 1.0 if context else 0.95, brand)
