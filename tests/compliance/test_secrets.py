@@ -122,3 +122,29 @@ def test_generic_secret_assignment() -> None:
     assert values(text, "SECRET") == [value]
     assert subtypes(text, "SECRET") == ["GENERIC_SECRET"]
     assert values("api_key = 'aaaaaaaaaaaaaaaaaaaa'", "SECRET") == []  # no entropy
+
+
+# --- issue 5: passwords in connection URLs and stated with a qualifier ---------------------------
+
+@pytest.mark.parametrize(("text", "password"), [
+    ('DATABASE_URL = "postgresql://billing:Winter1965!@53.86.153.161:5432/billing"', "Winter1965!"),
+    ("postgresql://billing:Kiwi1703@@62.128.167.25:5432/billing", "Kiwi1703@"),
+    ("mysql://root:s3cr3t-Pw@db/app", "s3cr3t-Pw"),
+    ("Le mot de passe du Wi-Fi est R8W8%UxgRSY3tO4L9f5, mais le script échoue", "R8W8%UxgRSY3tO4L9f5"),
+    ("The password for the VPN is Hunter2!x today", "Hunter2!x"),
+    ("Das Passwort für das WLAN ist Sonne123!", "Sonne123!"),
+])
+def test_passwords_in_urls_and_qualified_statements(text: str, password: str) -> None:
+    assert values(text, "SECRET") == [password]
+
+
+@pytest.mark.parametrize("text", [
+    "redis://:${REDIS_PASSWORD}@cache:6379",
+    "postgresql://app:${DB_PASSWORD}@db:5432/app",
+    "postgresql://app:<password>@db:5432/app",
+    "postgresql://app:****@db:5432/app",
+    "the password of the user is stored hashed",
+    "le mot de passe du compte est oublié",
+])
+def test_password_placeholders_and_prose(text: str) -> None:
+    assert values(text, "SECRET") == []

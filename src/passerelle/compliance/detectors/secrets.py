@@ -138,6 +138,20 @@ def _password(text: str, start: int, end: int) -> Finding | None:
     return Finding("SECRET", begin, stop, 0.85 if assigned else 0.8, "PASSWORD")
 
 
+_URL_PLACEHOLDER = re.compile(r"[$%<{*]|(?i:pass(?:word)?|pwd|secret|xxx+|changeme)$")
+
+
+def _url_password(text: str, start: int, end: int) -> Finding | None:
+    """"postgresql://billing:Winter1965!@db:5432": the password between the user's colon and the last "@"."""
+    authority = text[start:end - 1]  # the match ends one character past "@"
+    colon = authority.find(":", authority.find("//") + 2)
+    begin, stop = start + colon + 1, start + authority.rfind("@")
+    value = text[begin:stop]
+    if len(value) < 4 or _URL_PLACEHOLDER.match(value) or value.lower() in _PLACEHOLDERS:
+        return None
+    return Finding("SECRET", begin, stop, 0.85, "PASSWORD")
+
+
 def _generic(text: str, start: int, end: int) -> Finding | None:
     begin = end - 16
     stop = extend(text, end, _GENERIC, 512)
@@ -152,7 +166,11 @@ def _generic(text: str, start: int, end: int) -> Finding | None:
 
 
 _ASSIGN = r"""["']?\s{0,3}[:=]\s{0,3}["']?"""
-_STATED = r"""(?:["']?\s{0,3}[:=]\s{0,3}|\s{1,3}(?i:is|est|ist|lautet|:)\s{1,3})["']?"""
+# "password is X", and with what it opens in between: "le mot de passe du Wi-Fi est X", "the password for the
+# VPN is X".
+_QUALIFIER = r"(?:\s(?i:du|de|de la|des|pour|for|for the|of|of the|to|f(?:ü|u)r|f(?:ü|u)r das|f(?:ü|u)r den|zum|zur|vom)" \
+    r"\s[A-Za-z0-9-]{2,20})?"
+_STATED = rf"""(?:["']?\s{{0,3}}[:=]\s{{0,3}}|{_QUALIFIER}\s{{1,3}}(?i:is|est|ist|lautet|:)\s{{1,3}})["']?"""
 
 _SPECS: tuple[tuple[str, str, Callable[[str, int, int], Finding | None]], ...] = (
     ("aws_access_key", r"\b(?:AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}\b", _exact("AWS_ACCESS_KEY", _BASE62)),
@@ -171,6 +189,7 @@ _SPECS: tuple[tuple[str, str, Callable[[str, int, int], Finding | None]], ...] =
     ("jwt", r"\beyJ[A-Za-z0-9_-]+\.eyJ[A-Za-z0-9_-]+\.", _jwt),
     ("private_key", r"-----BEGIN (?:[A-Z0-9]+ ){0,3}PRIVATE KEY(?: BLOCK)?-----", _private_key),
     ("password", rf"(?i:{WORDS['password']}){_STATED}[^\s\"'<>`]", _password),
+    ("url_password", r"\b[a-z][a-z0-9+.-]{1,15}://[^\s:/@\"'<>]{1,64}:[^\s/\"'<>]{1,128}@[A-Za-z0-9\[]", _url_password),
     ("generic_secret", r"\b(?i:client_?secret|secret_?key|secret|api_?key|apikey|access_?token|auth_?token|token)"
                        + _ASSIGN + r"[A-Za-z0-9_\-+/=.]{16}", _generic),
 )
