@@ -168,8 +168,8 @@ def _generic(text: str, start: int, end: int) -> Finding | None:
 _ASSIGN = r"""["']?\s{0,3}[:=]\s{0,3}["']?"""
 # "password is X", and with what it opens in between: "le mot de passe du Wi-Fi est X", "the password for the
 # VPN is X".
-_QUALIFIER = r"(?:\s(?i:du|de|de la|des|pour|for|for the|of|of the|to|f(?:ü|u)r|f(?:ü|u)r das|f(?:ü|u)r den|zum|zur|vom)" \
-    r"\s[A-Za-z0-9-]{2,20})?"
+_QUALIFIER = (r"(?:\s(?i:du|de|de la|des|pour|for|for the|of|of the|to|f(?:ü|u)r|f(?:ü|u)r das|f(?:ü|u)r den|"
+              r"zum|zur|vom)\s[A-Za-z0-9-]{2,20})?")
 _STATED = rf"""(?:["']?\s{{0,3}}[:=]\s{{0,3}}|{_QUALIFIER}\s{{1,3}}(?i:is|est|ist|lautet|:)\s{{1,3}})["']?"""
 
 _SPECS: tuple[tuple[str, str, Callable[[str, int, int], Finding | None]], ...] = (
