@@ -18,6 +18,7 @@ import hashlib
 import re
 import sqlite3
 import time
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 
@@ -107,38 +108,82 @@ POSTGRES_MIGRATIONS: tuple[Migration, ...] = (
 LATEST_VERSION = SQLITE_MIGRATIONS[-1].version
 assert POSTGRES_MIGRATIONS[-1].version == LATEST_VERSION, "both backends migrate to the same version"
 
-_MIGRATIONS_TABLE = ("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL,"
-                     " applied_at DOUBLE PRECISION NOT NULL)")
 _SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+_TABLE_NAME = re.compile(r"[a-z_]+")
 
 
 class SchemaTooNew(RuntimeError):
     """The database was migrated by a newer Passerelle: refuse rather than misread it."""
 
 
-def _pending(migrations: tuple[Migration, ...], current: int) -> tuple[Migration, ...]:
-    if current > migrations[-1].version:
-        raise SchemaTooNew(f"the store's schema is at version {current}, newer than this Passerelle's "
-                           f"{migrations[-1].version}: upgrade Passerelle")
-    return tuple(m for m in migrations if m.version > current)
+@dataclass(frozen=True, slots=True)
+class MigrationSet:
+    """One component's migrations (the store's, the audit log's, the skills registry's...), recorded in a
+    table of its own so that components evolve independently in one database or schema."""
+
+    what: str  # for messages: "the store's schema", "the audit schema"
+    table: str  # where the applied versions are recorded
+    sqlite: tuple[Migration, ...]
+    postgres: tuple[Migration, ...]
+
+    def __post_init__(self) -> None:
+        assert _TABLE_NAME.fullmatch(self.table), self.table
+        assert self.sqlite[-1].version == self.postgres[-1].version, "both backends migrate to the same version"
+
+    @property
+    def latest(self) -> int:
+        return self.sqlite[-1].version
+
+    def _create(self) -> str:
+        return (f"CREATE TABLE IF NOT EXISTS {self.table} (version INTEGER PRIMARY KEY, name TEXT NOT NULL,"
+                " applied_at DOUBLE PRECISION NOT NULL)")
+
+    def _pending(self, migrations: tuple[Migration, ...], current: int) -> tuple[Migration, ...]:
+        if current > self.latest:
+            raise SchemaTooNew(f"{self.what} is at version {current}, newer than this Passerelle's "
+                               f"{self.latest}: upgrade Passerelle")
+        return tuple(m for m in migrations if m.version > current)
+
+    def migrate_sqlite(self, db: sqlite3.Connection) -> int:
+        """Bring an autocommit connection's database to the latest version; returns that version."""
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.execute(self._create())
+            current = int(db.execute(f"SELECT COALESCE(MAX(version), 0) FROM {self.table}").fetchone()[0])
+            for migration in self._pending(self.sqlite, current):
+                for statement in migration.statements:
+                    db.execute(statement)
+                db.execute(f"INSERT INTO {self.table} (version, name, applied_at) VALUES (?, ?, ?)",
+                           (migration.version, migration.name, time.time()))
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        return max(current, self.latest)
+
+    async def migrate_postgres(self, conn: Any, schema: str) -> int:
+        """Create ``schema`` if missing and bring these tables to the latest version (asyncpg connection)."""
+        check_schema_name(schema)
+        async with conn.transaction():
+            # One migrator per schema at a time, whichever component it migrates.
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", advisory_lock_key(schema))
+            await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+            await conn.execute(f'SET LOCAL search_path TO "{schema}"')
+            await conn.execute(self._create())
+            current = int(await conn.fetchval(f"SELECT COALESCE(MAX(version), 0) FROM {self.table}"))
+            for migration in self._pending(self.postgres, current):
+                for statement in migration.statements:
+                    await conn.execute(statement)
+                await conn.execute(f"INSERT INTO {self.table} (version, name, applied_at) VALUES ($1, $2, $3)",
+                                   migration.version, migration.name, time.time())
+        return max(current, self.latest)
+
+
+STORE_MIGRATIONS = MigrationSet("the store's schema", "schema_migrations", SQLITE_MIGRATIONS, POSTGRES_MIGRATIONS)
 
 
 def migrate_sqlite(db: sqlite3.Connection) -> int:
-    """Bring an autocommit connection's database to the latest version; returns that version."""
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        db.execute(_MIGRATIONS_TABLE)
-        current = int(db.execute("SELECT COALESCE(MAX(version), 0) FROM schema_migrations").fetchone()[0])
-        for migration in _pending(SQLITE_MIGRATIONS, current):
-            for statement in migration.statements:
-                db.execute(statement)
-            db.execute("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
-                       (migration.version, migration.name, time.time()))
-        db.execute("COMMIT")
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
-    return max(current, LATEST_VERSION)
+    return STORE_MIGRATIONS.migrate_sqlite(db)
 
 
 def check_schema_name(schema: str) -> str:
@@ -154,17 +199,4 @@ def advisory_lock_key(schema: str) -> int:
 
 
 async def migrate_postgres(conn: Any, schema: str) -> int:
-    """Create ``schema`` if missing and bring it to the latest version; ``conn`` is an asyncpg connection."""
-    check_schema_name(schema)
-    async with conn.transaction():
-        await conn.execute("SELECT pg_advisory_xact_lock($1)", advisory_lock_key(schema))
-        await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
-        await conn.execute(f'SET LOCAL search_path TO "{schema}"')
-        await conn.execute(_MIGRATIONS_TABLE)
-        current = int(await conn.fetchval("SELECT COALESCE(MAX(version), 0) FROM schema_migrations"))
-        for migration in _pending(POSTGRES_MIGRATIONS, current):
-            for statement in migration.statements:
-                await conn.execute(statement)
-            await conn.execute("INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
-                               migration.version, migration.name, time.time())
-    return max(current, LATEST_VERSION)
+    return await STORE_MIGRATIONS.migrate_postgres(conn, schema)
