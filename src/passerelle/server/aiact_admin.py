@@ -29,7 +29,19 @@ import msgspec
 
 from passerelle.admin.service import invalid, not_found
 from passerelle.aiact.dora import register_csv
-from passerelle.aiact.records import Page, Purpose, Risk, Supplier
+from passerelle.aiact.inputs import (
+    BindingBody,
+    IncidentBody,
+    PurposeBody,
+    ReasonBody,
+    ReportedBody,
+    RiskBody,
+    SignOffBody,
+    StatusBody,
+    SupplierBody,
+    purpose_from,
+)
+from passerelle.aiact.records import Page, Risk, Supplier
 from passerelle.aiact.registry import AiActRegistry
 from passerelle.aiact.report import gather
 from passerelle.aiact.report_html import render
@@ -41,82 +53,6 @@ if TYPE_CHECKING:
 
 Reply = tuple[int, Any]
 Op = Callable[["Call"], Awaitable[Reply]]
-
-
-class PurposeBody(msgspec.Struct, forbid_unknown_fields=True):
-    id: str
-    name: str
-    description: str
-    instructions: str
-    overseer: str
-    owner: str
-    risk_class: str
-    annex_category: str | None = None
-    models: list[str] = []
-    routes: list[str] = []
-    retention_days: int = 365
-    status: str = "draft"
-    tags: list[str] = []
-    general_purpose: bool = False
-    kind: str = "other"
-    disclosure: str | None = None
-    public_interest: bool = False
-    label: str = "[AI-generated text]"
-
-
-class StatusBody(msgspec.Struct, forbid_unknown_fields=True):
-    status: str
-
-
-class ReasonBody(msgspec.Struct, forbid_unknown_fields=True):
-    reason: str = ""
-
-
-class BindingBody(msgspec.Struct, forbid_unknown_fields=True):
-    key_id: str
-    purpose_id: str
-    annex_use: str | None = None
-
-
-class SupplierBody(msgspec.Struct, forbid_unknown_fields=True):
-    provider: str
-    model: str
-    documentation_url: str | None = None
-    training_summary_url: str | None = None
-    code_of_practice: str = "unknown"
-    region: str | None = None
-    data_retention: str | None = None
-    contract_ref: str | None = None
-    provider_name: str | None = None
-    lei: str | None = None
-
-
-class RiskBody(msgspec.Struct, forbid_unknown_fields=True):
-    purpose_id: str
-    title: str
-    likelihood: int
-    severity: int
-    measures: str
-    residual: str
-    review_due: str
-    description: str = ""
-
-
-class SignOffBody(msgspec.Struct, forbid_unknown_fields=True):
-    reviewer: str
-
-
-class IncidentBody(msgspec.Struct, forbid_unknown_fields=True):
-    purpose_id: str
-    title: str
-    severity: str
-    occurred_at: float
-    aware_at: float | None = None
-    description: str = ""
-
-
-class ReportedBody(msgspec.Struct, forbid_unknown_fields=True):
-    at: float | None = None
 
 
 def view(record: object) -> dict[str, Any]:
@@ -169,10 +105,7 @@ async def list_purposes(c: Call, reg: AiActRegistry) -> Reply:
 
 async def put_purpose(c: Call, reg: AiActRegistry) -> Reply:
     c.params()
-    body = msgspec.to_builtins(await c.body(PurposeBody))
-    for name in ("models", "routes", "tags"):
-        body[name] = tuple(body[name])
-    return 201, view(await reg.put_purpose(Purpose(**body), _actor(c)))
+    return 201, view(await reg.put_purpose(purpose_from(await c.body(PurposeBody)), _actor(c)))
 
 
 async def get_purpose(c: Call, reg: AiActRegistry) -> Reply:
