@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Sequence
-from itertools import pairwise
 
 from stdnum import isbn
 
@@ -144,12 +143,13 @@ def glued(text: str, start: int, end: int) -> bool:
         (len(after) == 2 and after[0] in " .-/" and after[1].isdigit())
 
 
+_ASCENDING = "0123456789" * 5  # longer than any number the patterns take
+_DESCENDING = "9876543210" * 5
+
+
 def trivial_digits(digits: str) -> bool:
     """0000000000, 0123456789, 9876543210: placeholders and alphabets, not numbers anyone holds."""
-    if len(set(digits)) == 1:
-        return True
-    steps = {(int(b) - int(a)) % 10 for a, b in pairwise(digits)}
-    return steps in ({1}, {9})
+    return len(set(digits)) == 1 or digits in _ASCENDING or digits in _DESCENDING
 
 
 def a_reference(text: str, start: int, own_context: bool) -> bool:

@@ -103,6 +103,14 @@ def _decide(country_code: int, national: str, region: str) -> bool | None:
     return any(_fits(form, r) for r in phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(country_code, ()))
 
 
+@cache
+def _dialling_prefix(region: str) -> re.Pattern[str]:
+    """The region's international dialling prefix ("00", "011"...): phonenumbers reads a country code after it."""
+    metadata = PhoneMetadata.metadata_for_region(region)
+    prefix = metadata.international_prefix if metadata is not None else None
+    return re.compile(prefix or "00")
+
+
 def _slow(number: str, region: str | None) -> bool:
     try:
         return bool(phonenumbers.is_valid_number(phonenumbers.parse(number, region)))
@@ -128,7 +136,7 @@ def valid_phone(number: str, region: str | None) -> bool:
         metadata = PhoneMetadata.metadata_for_region(region)
         if metadata is None or metadata.country_code is None:
             return _slow(number, region)
-        if digits.startswith(("00", "011", str(metadata.country_code))):
-            return _slow(number, region)  # an international dialling prefix, or the country code without "+"
+        if digits.startswith(str(metadata.country_code)) or _dialling_prefix(region).match(digits):
+            return _slow(number, region)  # the country code without "+", or an international dialling prefix
         decided = _decide(metadata.country_code, digits, region)
     return _slow(number, region) if decided is None else decided
