@@ -15,7 +15,7 @@ from passerelle.aiact.store import AiActStore
 from passerelle.audit import AuditEvent, AuditLog
 
 SwitchKind = Literal["purpose", "route"]
-ROUTES = ("messages", "chat_completions", "count_tokens", "models")
+ROUTES = ("messages", "chat_completions")  # the routes whose handler runs the purpose stage
 
 
 class AiActRegistry:
