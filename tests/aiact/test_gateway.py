@@ -43,6 +43,7 @@ async def test_off_purpose_model_is_refused_in_both_dialects(gw: Harness) -> Non
     # A refusal happens before the purpose is settled: its record has the key, the model and the 403.
     assert [(r.status, r.purpose, r.model) for r in records] == [
         (403, None, "other-model"), (403, None, "other-model"), (200, "credit-scoring", "claude-test")]
+    assert records[-1].retention_days == PURPOSE.retention_days  # the purpose's floor (Art 19, Art 26(6))
 
 
 async def test_off_purpose_route_is_refused(gw: Harness) -> None:

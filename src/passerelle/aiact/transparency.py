@@ -102,8 +102,9 @@ def marking_for(config: AiActConfig, binding: PurposeBinding | None, request: Ch
 
 
 def purpose_marks(config: AiActConfig, binding: PurposeBinding | None, request: ChatRequest,
-                  headers: Mapping[str, str]) -> tuple[str | None, Marking | None]:
-    """What chat.py keeps on its ``Outcome``: the purpose id (for the audit record) and the text marking."""
+                  headers: Mapping[str, str]) -> tuple[str | None, Marking | None, int]:
+    """What chat.py keeps on its ``Outcome``: the purpose id and its retention floor (for the audit record)
+    and the text marking."""
     if binding is None:
-        return None, None
-    return binding.purpose_id, marking_for(config, binding, request, headers)
+        return None, None, 0
+    return binding.purpose_id, marking_for(config, binding, request, headers), binding.purpose.retention_days

@@ -139,6 +139,7 @@ class Outcome:
     answer: Any = None  # hashlib sha256 of the bytes sent back (audit only)
     purpose: str | None = None  # the AI Act purpose the key is bound to
     marking: Marking | None = None  # the purpose's Art 50 text marking of the answer
+    retention_days: int = 0  # the purpose's record-keeping floor for the audit record
     skills: SkillSession | None = None  # the key's skills offered on this request, and what it loaded
 
 
@@ -167,7 +168,8 @@ async def handle_chat(gw: Gateway, codec: Codec, route: str, scope: Scope, recei
         request.timeout = requested_timeout(headers)
         who.check_model(request.model)
         binding = gw.aiact.check(who, route, request.model)  # AI Act purpose binding and suspend switches
-        outcome.purpose, outcome.marking = purpose_marks(gw.config.aiact, binding, request, headers)
+        outcome.purpose, outcome.marking, outcome.retention_days = purpose_marks(gw.config.aiact, binding, request,
+                                                                                 headers)
         if gw.config.metering.enabled:
             ticket = await gw.limiter.admit(who, request, policies, gw.table)
         extra = codec.rate_limit_headers(ticket.requests_level, ticket.tokens_level) if ticket else {}
@@ -285,7 +287,7 @@ def _audit(gw: Gateway, outcome: Outcome, who: Principal | None, request: ChatRe
         input_tokens=usage.input if usage else 0, output_tokens=usage.output if usage else 0,
         prompt_sha256=outcome.prompt_sha256,
         answer_sha256=outcome.answer.hexdigest() if outcome.answer is not None and status < 400 else None,
-        retention_days=protection.policy.audit_retention_days_min if protection else 0,
+        retention_days=max(protection.policy.audit_retention_days_min if protection else 0, outcome.retention_days),
         extra={**({"cache_hit": True} if outcome.cache_hit else {}),
                **(outcome.skills.audit() if outcome.skills else {}),
                **(outcome.marking.audit if outcome.marking else {})}))
