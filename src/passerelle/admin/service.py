@@ -36,6 +36,7 @@ from passerelle.stores.base import Conflict, Counters, NotFound, Store
 from passerelle.stores.records import (
     Budget,
     BudgetMode,
+    KeyQuery,
     Period,
     RateLimit,
     ReportQuery,
@@ -163,6 +164,20 @@ class AdminService:
         with store_errors(""):
             team_id = team_ref(team, tenant) if team else None
             return await self.store.list_keys(tenant, team_id)
+
+    async def page_keys(self, tenant: str | None = None, team: str | None = None, status: str | None = None,
+                        search: str | None = None, offset: int = 0, limit: int = 50) -> tuple[list[VirtualKey], int]:
+        """One page of keys (newest first) and how many match, filtered by the store."""
+        with store_errors(""):
+            team_id = team_ref(team, tenant) if team else None
+            if status is not None and status not in ("active", "revoked", "expired"):
+                raise invalid(f"status: expected active, revoked or expired, got {status!r}")
+            if not 1 <= limit <= 500 or offset < 0:
+                raise invalid("page: limit must be 1..500 and offset >= 0")
+            if search is not None:
+                check_text("search", search, limit=200)
+            query = KeyQuery(tenant or None, team_id, cast(Any, status), search or None, self.clock(), offset, limit)
+            return await self.store.page_keys(query)
 
     async def revoke_key(self, key_id: str) -> VirtualKey:
         with store_errors(f"no key '{key_id}'"):

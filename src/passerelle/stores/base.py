@@ -18,6 +18,7 @@ from typing import Protocol
 
 from passerelle.stores.records import (
     Budget,
+    KeyQuery,
     RateLimit,
     ReportQuery,
     ReportRow,
@@ -61,6 +62,7 @@ class Store(Protocol):
     async def get_key(self, key_id: str) -> VirtualKey: ...
     async def list_keys(self, tenant_id: str | None = None, team_id: str | None = None) -> list[VirtualKey]: ...
     async def revoke_key(self, key_id: str, at: float) -> VirtualKey: ...  # idempotent: keeps the first time
+    async def page_keys(self, query: KeyQuery) -> tuple[list[VirtualKey], int]: ...  # one page, total matching
 
     # policies
     async def put_budget(self, budget: Budget) -> Budget: ...  # insert or replace by id
@@ -80,6 +82,10 @@ class Store(Protocol):
     async def usage_records(self, since: float | None = None, until: float | None = None,
                             tenant_id: str | None = None) -> list[UsageRecord]: ...
     async def report(self, query: ReportQuery) -> list[ReportRow]: ...
+    async def latency_histogram(self, since: float | None, until: float | None,
+                                tenant_id: str | None = None) -> list[int]:
+        """Request counts per ``LATENCY_BUCKETS_MS`` bucket (one more for the open-ended last)."""
+        ...
     async def spend_pico(self, scope: Scope, scope_id: str, since: float) -> int:
         """Sum of ledger cost for one key/team/tenant since a time: seeds budget counters."""
         ...

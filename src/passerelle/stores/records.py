@@ -152,3 +152,21 @@ class ReportRow:
     thinking_tokens: int
     cost_pico: int
     saved_pico: int
+
+
+@dataclass(frozen=True, slots=True)
+class KeyQuery:
+    """One page of keys, filtered in the database (a console never loads every key)."""
+
+    tenant_id: str | None = None
+    team_id: str | None = None
+    status: Literal["active", "revoked", "expired"] | None = None
+    search: str | None = None  # case-insensitive substring of the id, name or prefix
+    now: float = 0.0  # what "expired" is measured against
+    offset: int = 0
+    limit: int = 50
+
+
+# Upper bounds (ms) of the latency histogram buckets; the last bucket is open-ended.
+LATENCY_BUCKETS_MS = (10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000)
+

@@ -27,7 +27,9 @@ from typing import ClassVar, Literal, Protocol
 
 from passerelle.stores.base import Conflict, NotFound
 from passerelle.stores.records import (
+    LATENCY_BUCKETS_MS,
     Budget,
+    KeyQuery,
     RateLimit,
     ReportQuery,
     ReportRow,
@@ -216,6 +218,32 @@ class SQLStore(ABC):
         rows = await self._query(select_sql("virtual_keys", KEY_COLUMNS) + where + " ORDER BY id", *args)
         return [key_from_row(r) for r in rows]
 
+    async def page_keys(self, query: KeyQuery) -> tuple[list[VirtualKey], int]:
+        clauses: list[str] = []
+        args: list[object] = []
+        for clause, value in (("tenant_id = ?", query.tenant_id), ("team_id = ?", query.team_id)):
+            if value is not None:
+                clauses.append(clause)
+                args.append(value)
+        if query.status == "revoked":
+            clauses.append("revoked_at IS NOT NULL")
+        elif query.status == "active":
+            clauses.append("revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?)")
+            args.append(float(query.now))
+        elif query.status == "expired":
+            clauses.append("revoked_at IS NULL AND expires_at <= ?")
+            args.append(float(query.now))
+        if query.search:
+            # LIKE's wildcards in the search are literal; LOWER on both sides: SQLite and PostgreSQL agree.
+            escaped = query.search.lower().replace("!", "!!").replace("%", "!%").replace("_", "!_")
+            clauses.append("(" + " OR ".join(f"LOWER({c}) LIKE ? ESCAPE '!'" for c in ("id", "name", "prefix")) + ")")
+            args += [f"%{escaped}%"] * 3
+        where = " WHERE " + " AND ".join(clauses) if clauses else ""
+        total = int((await self._query("SELECT COUNT(*) FROM virtual_keys" + where, *args))[0][0])
+        rows = await self._query(select_sql("virtual_keys", KEY_COLUMNS) + where + " ORDER BY created_at DESC, id"
+                                 " LIMIT ? OFFSET ?", *args, int(query.limit), int(query.offset))
+        return [key_from_row(r) for r in rows], total
+
     async def revoke_key(self, key_id: str, at: float) -> VirtualKey:
         async with self._transaction("write") as c:
             rows = await c.fetch(select_sql("virtual_keys", KEY_COLUMNS) + " WHERE id = ?", key_id)
@@ -305,6 +333,17 @@ class SQLStore(ABC):
     async def report(self, query: ReportQuery) -> list[ReportRow]:
         sql, args, dims = report_sql(query, self.day_sql, self.month_sql)
         return report_rows(await self._query(sql, *args), dims)
+
+    async def latency_histogram(self, since: float | None, until: float | None,
+                                tenant_id: str | None = None) -> list[int]:
+        cases = " ".join(f"WHEN latency_ms < {bound} THEN {i}" for i, bound in enumerate(LATENCY_BUCKETS_MS))
+        where, args = where_sql(("ts >= ?", since), ("ts < ?", until), ("tenant_id = ?", tenant_id))
+        rows = await self._query(f"SELECT CASE {cases} ELSE {len(LATENCY_BUCKETS_MS)} END AS bucket, COUNT(*)"
+                                 f" FROM usage_ledger{where} GROUP BY bucket", *args)
+        counts = [0] * (len(LATENCY_BUCKETS_MS) + 1)
+        for bucket, count in rows:
+            counts[int(bucket)] = int(count)
+        return counts
 
     async def spend_pico(self, scope: Scope, scope_id: str, since: float) -> int:
         check_scope(scope, scope_id)
