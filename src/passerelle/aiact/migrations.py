@@ -7,10 +7,9 @@ or sort on; ``aiact_version`` is the one counter the request path polls.
 from __future__ import annotations
 
 import sqlite3
-import time
 from typing import Any
 
-from passerelle.stores.migrations import Migration, SchemaTooNew, advisory_lock_key, check_schema_name
+from passerelle.stores.migrations import Migration, MigrationSet
 
 
 def _tables(text: str) -> tuple[str, ...]:
@@ -54,44 +53,14 @@ POSTGRES_AIACT_MIGRATIONS: tuple[Migration, ...] = (
               _tables('TEXT COLLATE "C"')),  # byte order, as SQLite
 )
 
-_TABLE = ("CREATE TABLE IF NOT EXISTS aiact_schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL,"
-          " applied_at DOUBLE PRECISION NOT NULL)")
-
-
-def _pending(migrations: tuple[Migration, ...], current: int) -> tuple[Migration, ...]:
-    if current > migrations[-1].version:
-        raise SchemaTooNew(f"the AI Act schema is at version {current}, newer than this Passerelle's "
-                           f"{migrations[-1].version}: upgrade Passerelle")
-    return tuple(m for m in migrations if m.version > current)
+MIGRATIONS = MigrationSet("the AI Act schema", "aiact_schema_migrations", SQLITE_AIACT_MIGRATIONS,
+                          POSTGRES_AIACT_MIGRATIONS)
 
 
 def migrate_aiact_sqlite(db: sqlite3.Connection) -> None:
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        db.execute(_TABLE)
-        current = int(db.execute("SELECT COALESCE(MAX(version), 0) FROM aiact_schema_migrations").fetchone()[0])
-        for migration in _pending(SQLITE_AIACT_MIGRATIONS, current):
-            for statement in migration.statements:
-                db.execute(statement)
-            db.execute("INSERT INTO aiact_schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
-                       (migration.version, migration.name, time.time()))
-        db.execute("COMMIT")
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
+    MIGRATIONS.migrate_sqlite(db)
 
 
 async def migrate_aiact_postgres(conn: Any, schema: str) -> None:
-    """Create ``schema`` if missing and bring its AI Act tables to the latest version (asyncpg connection)."""
-    check_schema_name(schema)
-    async with conn.transaction():
-        await conn.execute("SELECT pg_advisory_xact_lock($1)", advisory_lock_key(schema))
-        await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
-        await conn.execute(f'SET LOCAL search_path TO "{schema}"')
-        await conn.execute(_TABLE)
-        current = int(await conn.fetchval("SELECT COALESCE(MAX(version), 0) FROM aiact_schema_migrations"))
-        for migration in _pending(POSTGRES_AIACT_MIGRATIONS, current):
-            for statement in migration.statements:
-                await conn.execute(statement)
-            await conn.execute("INSERT INTO aiact_schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
-                               migration.version, migration.name, time.time())
+    """Create ``schema`` if missing and bring the AI Act tables to the latest version (asyncpg connection)."""
+    await MIGRATIONS.migrate_postgres(conn, schema)
