@@ -114,6 +114,12 @@ async def admin(gw: Gateway, scope: Scope, receive: Receive, send: Send, headers
     await handle_admin(gw, scope, receive, send, headers)
 
 
+async def console(gw: Gateway, scope: Scope, receive: Receive, send: Send, headers: Mapping[str, str]) -> None:
+    from passerelle.console.handler import handle_console  # operator-only: loaded on first use
+
+    await handle_console(gw, scope, receive, send, headers)
+
+
 async def skills(gw: Gateway, scope: Scope, receive: Receive, send: Send, headers: Mapping[str, str]) -> None:
     from passerelle.server.skills_api import handle_skills  # loaded on first use
 
@@ -160,6 +166,8 @@ class App:
             handler = models
         elif handler is None and path.startswith("/admin/"):
             handler = admin
+        elif handler is None and (path == "/console" or path.startswith("/console/")):
+            handler = console
         elif handler is None and path.startswith("/v1/skills/"):
             handler = skills
         headers = header_map(scope)

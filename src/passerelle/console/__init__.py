@@ -1,0 +1,1 @@
+"""The admin console at /console: server-rendered HTML pages over the admin operations."""
