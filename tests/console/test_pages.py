@@ -34,8 +34,11 @@ async def chat(client: httpx.AsyncClient, secret: str, text: str = "Bonjour") ->
 
 
 async def test_create_key_shows_the_secret_once_then_revoke(console: httpx.AsyncClient, app: App) -> None:
-    await admin(app).create_tenant("acme")
     token = csrf_of(await console.get("/console/keys"))
+    tenant = await console.post("/console/tenants", data={"id": "acme", "name": "ACME", "csrf": token})
+    assert tenant.status_code == 201 and "Tenant acme created" in tenant.text
+    again = await console.post("/console/tenants", data={"id": "acme", "csrf": token})
+    assert again.status_code == 409
     created = await console.post("/console/keys", data={"tenant": "acme", "name": "billing bot", "csrf": token,
                                                         "models": "claude-sonnet-4-5"})
     assert created.status_code == 201

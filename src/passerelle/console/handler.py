@@ -25,6 +25,7 @@ PAGES: dict[tuple[str, str], PageFn] = {
     ("GET", "/console/keys"): pages_keys.keys,
     ("POST", "/console/keys"): pages_keys.create_key,
     ("POST", "/console/keys/revoke"): pages_keys.revoke_key,
+    ("POST", "/console/tenants"): pages_keys.create_tenant,
     ("POST", "/console/budgets"): pages_keys.put_budget,
     ("POST", "/console/rate-limits"): pages_keys.put_rate_limit,
     ("GET", "/console/usage"): pages_usage.usage,

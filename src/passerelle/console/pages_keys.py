@@ -46,9 +46,11 @@ async def keys(ctx: Ctx, notice: Html | None = None, status: int = 200) -> Respo
     create = form("/console/keys", field("Tenant", "tenant", "", required="required") + field("Team", "team")
                   + field("Name", "name") + field("Models (comma separated)", "models")
                   + field("Expires (e.g. 30d or ISO time)", "expires"), ctx.csrf, button="Create key")
+    tenant_form = form("/console/tenants", field("Tenant id", "id", "", required="required")
+                       + field("Name", "name"), ctx.csrf, button="Create tenant")
     budgets = await _policies(ctx, params["tenant"])
     body = (filters + pager("/console/keys", params, offset, PAGE, total, len(found)) + listing
-            + tag("h2", "Create a key") + create + budgets)
+            + tag("h2", "Create a key") + create + tag("h2", "Create a tenant") + tenant_form + budgets)
     return html_response(page("Keys & budgets", body, "/console/keys", ctx.csrf, None) if notice is None else
                          page("Keys & budgets", notice + body, "/console/keys", ctx.csrf), status)
 
@@ -89,6 +91,13 @@ async def create_key(ctx: Ctx) -> Response:
                  class_="notice")
     ctx.query = {"tenant": created.key.tenant_id}
     return await keys(ctx, notice, 201)
+
+
+async def create_tenant(ctx: Ctx) -> Response:
+    tenant = await ctx.admin.create_tenant(ctx.arg("id"), ctx.opt("name"))
+    await _changed(ctx)
+    ctx.query = {}
+    return await keys(ctx, tag("p", f"Tenant {tenant.id} created.", class_="notice"), 201)
 
 
 async def revoke_key(ctx: Ctx) -> Response:
