@@ -49,7 +49,7 @@ compliance:
   packs: [gdpr, finance]
   overrides: {{CREDIT_CARD: pseudonymize}}
   tenants:
-    defense-tenant: {{packs: [defense]}}
+    defense-tenant: {{packs: [defense], codewords: [Blue Harbor]}}
 """
 
 
@@ -222,12 +222,12 @@ async def test_defense_routes_export_controlled_data_only_to_the_onprem_deployme
 async def test_a_failing_scan_refuses_the_request_and_forwards_nothing(tmp_path: Path) -> None:
     async for gw in open_gateway(tmp_path):
         assert gw.app.gateway is not None
-        for _, engine in filter(None, [gw.app.gateway.compliance.policy_for(
+        for _, scanner in filter(None, [gw.app.gateway.compliance.policy_for(
                 gw.app.gateway.keys.authenticate({"x-api-key": KEY}))]):
             def broken(*args: object, **kwargs: object) -> list[Any]:
                 raise RuntimeError(f"detector crashed on {PROMPT}")
 
-            engine.scan = broken  # type: ignore[method-assign]
+            scanner.engine.scan = broken  # type: ignore[method-assign]
         with pytest.raises(anthropic.InternalServerError, match="not forwarded"):
             await gw.anthropic().messages.create(model="claude-test", max_tokens=50,
                                                  messages=[{"role": "user", "content": PROMPT}])
@@ -314,3 +314,14 @@ async def test_every_request_is_audited_without_values_and_tampering_is_named_by
     assert await asyncio.to_thread(cli, ["audit", "verify", "--json", *data]) == 1
     verdict = json.loads(capsys.readouterr().out)
     assert str(rows[1][0]) in json.dumps(verdict) and "edit" in json.dumps(verdict)
+
+
+async def test_a_tenants_codewords_are_blocked_for_it_only(tmp_path: Path) -> None:
+    async for gw in open_gateway(tmp_path):
+        text = "Send me the schedule of the BLUE  HARBOR trials."
+        with pytest.raises(anthropic.PermissionDeniedError, match=r"CODEWORD at messages\[0\]\.content\[28:40\]"):
+            await gw.anthropic(DEFENSE_KEY).messages.create(model="claude-test", max_tokens=50,
+                                                           messages=[{"role": "user", "content": text}])
+        answer = await gw.anthropic().messages.create(model="claude-test", max_tokens=50,
+                                                      messages=[{"role": "user", "content": text}])
+        assert answer.content[0].text == text  # another tenant: not its codeword

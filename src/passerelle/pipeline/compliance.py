@@ -30,7 +30,8 @@ from passerelle.canonical import ChatRequest
 from passerelle.compliance import Engine
 from passerelle.compliance.actions import apply
 from passerelle.compliance.detectors import default_detectors
-from passerelle.compliance.findings import Finding
+from passerelle.compliance.detectors.codewords import CodewordDetector
+from passerelle.compliance.findings import Detector, Finding
 from passerelle.compliance.policy import Policy, PolicyError, build_policy, load_pack
 from passerelle.compliance.pseudonyms import Pseudonymizer, Vault
 from passerelle.config.schema import ComplianceConfig, PolicyConfig
@@ -49,7 +50,7 @@ class Protection:
     policy: Policy
     vault: Vault
     hash_key: bytes
-    engine: Engine
+    engine: Scanner
     findings: Counter[tuple[str, str, str]] = field(default_factory=Counter)  # (direction, type, action)
     route_label: str | None = None
     refusal: GatewayError | None = None  # the block error: raised by the caller once it has the audit facts
@@ -79,6 +80,17 @@ def load_secret(config: ComplianceConfig, data_dir: Path) -> bytes:
     return path.read_bytes()
 
 
+@dataclass(frozen=True, slots=True)
+class Scanner:
+    """The shared engine, with a tenant's own detectors (its codewords) run beside it."""
+
+    engine: Engine
+    extra: tuple[Detector, ...] = ()
+
+    def scan(self, text: str, types: frozenset[str]) -> list[Finding]:
+        return self.engine.scan(text, types, extra=self.extra)
+
+
 def configured(config: ComplianceConfig) -> bool:
     """Whether any policy is configured (else the stage does nothing, and needs no secret)."""
     return bool(config.packs or config.overrides or any(
@@ -91,8 +103,9 @@ class ComplianceStage:
     def __init__(self, config: ComplianceConfig, secret: bytes) -> None:
         self.config = config
         self._secret = secret
-        self._engines: dict[tuple[str, ...], Engine] = {}
-        self._policies: dict[tuple[str, str], tuple[Policy, Engine] | None] = {}
+        self._engine: Engine | None = None
+        self._scanners: dict[tuple[str, ...], Scanner] = {}
+        self._policies: dict[tuple[str, str], tuple[Policy, Scanner] | None] = {}
         self._pseudonymizers: dict[str, tuple[Pseudonymizer, bytes]] = {}
         self.enabled = configured(config)
         self._types = self._all_types()
@@ -102,7 +115,7 @@ class ComplianceStage:
             for key in config.keys:
                 self._compile("", key, None)
 
-    def policy_for(self, who: Principal) -> tuple[Policy, Engine] | None:
+    def policy_for(self, who: Principal) -> tuple[Policy, Scanner] | None:
         """The caller's compiled policy, or None when nothing is to be scanned for it."""
         cache_key = (who.tenant_id, who.key_id)
         if cache_key not in self._policies:
@@ -111,7 +124,7 @@ class ComplianceStage:
             self._policies[cache_key] = self._compile(who.tenant_id, who.key_id, who.name)
         return self._policies[cache_key]
 
-    def _compile(self, tenant: str, key_id: str, key_name: str | None) -> tuple[Policy, Engine] | None:
+    def _compile(self, tenant: str, key_id: str, key_name: str | None) -> tuple[Policy, Scanner] | None:
         c = self.config
         layers: list[PolicyConfig] = [PolicyConfig(packs=c.packs, overrides=c.overrides, codewords=c.codewords)]
         if tenant in c.tenants:
@@ -136,11 +149,13 @@ class ComplianceStage:
             raise GatewayError(ErrorKind.API_ERROR, f"compliance policy of tenant {tenant!r}: {exc}") from None
         if not policy.types:
             return None
+        if self._engine is None:  # one engine for every policy; a tenant's codewords scan beside it
+            self._engine = Engine(default_detectors((), self._types))
         words = tuple(sorted(codewords))
-        engine = self._engines.get(words)
-        if engine is None:
-            engine = self._engines[words] = Engine(default_detectors(words, self._types))
-        return policy, engine
+        scanner = self._scanners.get(words)
+        if scanner is None:
+            scanner = self._scanners[words] = Scanner(self._engine, (CodewordDetector(words),) if words else ())
+        return policy, scanner
 
     def _all_types(self) -> frozenset[str]:
         """Every entity type some configured policy acts on: detectors for the others are never built."""
