@@ -1,0 +1,127 @@
+"""The console end to end in headless Chromium, against a real two-worker gateway and the simulator:
+log in, create a tenant and a key, call the gateway with the key through the official SDK, see the
+request in the usage explorer, download it as CSV, look at every page, log out.
+
+Set PASSERELLE_SCREENSHOTS=1 to refresh docs/console/*.png from this run."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import anthropic
+import pytest
+
+from tests.support.processes import ADMIN_KEY, Server, start_gateway, start_simulator
+
+CHROMIUM = "/usr/bin/chromium"
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "console"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+pytestmark = [
+    pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} is absent: apt-get install chromium "
+                       "chromium-driver (.ci/run does it where apt is available)"),
+    pytest.mark.timeout(180),
+]
+
+CONFIG = """
+providers:
+  sim: {{type: anthropic, api_key: sk-upstream, base_url: "{sim}"}}
+models:
+  console-model:
+    deployments: [{{provider: sim, model: claude-sonnet-4-5}}]
+store: {{ledger_flush_interval: 0.1, refresh_interval: 0.1}}
+"""
+
+
+@pytest.fixture
+def gateway(tmp_path: Path) -> Iterator[Server]:
+    simulator = start_simulator(tmp_path)
+    server = start_gateway(tmp_path, CONFIG.format(sim=simulator.url), workers=2)
+    yield server
+    server.stop()
+    simulator.stop()
+
+
+def test_console_in_chromium(gateway: Server, tmp_path: Path) -> None:
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install .[test])")
+    shots = DOCS if os.environ.get("PASSERELLE_SCREENSHOTS") == "1" else tmp_path / "shots"
+    shots.mkdir(parents=True, exist_ok=True)
+    profile = tmp_path / "chromium-profile"
+    with sync_api.sync_playwright() as pw:
+        # A fresh profile directory per run (Playwright passes it as --user-data-dir).
+        context = pw.chromium.launch_persistent_context(
+            str(profile), executable_path=CHROMIUM, args=ARGS, viewport={"width": 1366, "height": 860},
+            accept_downloads=True)
+        try:
+            page = context.new_page()
+            page.goto(gateway.url + "/console/")
+            assert page.url.endswith("/console/login")
+            page.fill("input[name=admin_key]", "sk-wrong")
+            page.click("button[type=submit]")
+            assert "not the admin key" in page.content()
+            page.fill("input[name=admin_key]", ADMIN_KEY)
+            page.click("button[type=submit]")
+            page.wait_for_url(re.compile(r".*/console/$"))
+            cookie = next(c for c in context.cookies() if c["name"] == "passerelle_console")
+            assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+
+            page.goto(gateway.url + "/console/keys")
+            page.fill("form[action='/console/tenants'] input[name=id]", "acme")
+            page.click("form[action='/console/tenants'] button")
+            assert "Tenant acme created" in page.content()
+            page.fill("form[action='/console/keys'][method=post] input[name=tenant]", "acme")
+            page.fill("form[action='/console/keys'][method=post] input[name=name]", "browser-made key")
+            page.click("form[action='/console/keys'][method=post] button")
+            secret = page.inner_text("#new-secret").strip()
+            assert secret.startswith("sk-pas-")
+            key_id = re.search(r"Key (key_[0-9a-f]+) created", page.content())
+            assert key_id is not None
+            page.screenshot(path=str(shots / "keys.png"), full_page=True)
+
+            # The key works through the official SDK (both workers: policies reload within refresh_interval).
+            client = anthropic.Anthropic(base_url=gateway.url, api_key=secret, max_retries=5)
+            for text in ("Bonjour", "Hello from the browser test", "Hallo"):
+                reply = client.messages.create(model="console-model", max_tokens=64,
+                                               messages=[{"role": "user", "content": text}])
+                assert reply.content[0].type == "text"
+
+            usage_url = f"{gateway.url}/console/usage?by=key&tenant=acme&since=1d"
+            for _ in range(50):  # the ledger is write-behind
+                page.goto(usage_url)
+                if key_id[1] in page.content():
+                    break
+                page.wait_for_timeout(200)
+            assert key_id[1] in page.content()
+            page.screenshot(path=str(shots / "usage.png"), full_page=True)
+            with page.expect_download() as info:
+                page.click("text=Download CSV")
+            csv_path = tmp_path / "usage.csv"
+            info.value.save_as(csv_path)
+            lines = csv_path.read_text().splitlines()
+            assert lines[0].startswith("key,requests") and lines[1].startswith(f"{key_id[1]},3,")
+
+            for path, name, expected in (("/console/", "overview", "Requests per day"),
+                                         ("/console/audit", "audit", "Verify the whole chain"),
+                                         ("/console/compliance", "compliance", "Findings per day"),
+                                         ("/console/skills", "skills", "Skills marketplace"),
+                                         ("/console/aiact", "aiact", "AI Act registry")):
+                page.goto(gateway.url + path)
+                assert expected in page.content(), path
+                page.screenshot(path=str(shots / f"{name}.png"), full_page=True)
+            page.goto(gateway.url + "/console/audit")
+            page.click("text=Verify the whole chain")
+            assert "Chain intact" in page.inner_text("#verdict")
+
+            page.click("header form.logout button")
+            page.wait_for_url(re.compile(r".*/console/login$"))
+            page.goto(gateway.url + "/console/keys")
+            assert page.url.endswith("/console/login")  # the session ended on every worker
+            page.screenshot(path=str(shots / "login.png"))
+        finally:
+            context.close()
+            shutil.rmtree(profile, ignore_errors=True)
