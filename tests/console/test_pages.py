@@ -12,7 +12,9 @@ import httpx
 
 from passerelle.admin.service import AdminService, CreatedKey
 from passerelle.server.app import App
+from passerelle.server.skills_gateway import registry_for
 from tests.console.conftest import csrf_of
+from tests.skills.conftest import skill_files
 
 
 def admin(app: App) -> AdminService:
@@ -150,7 +152,7 @@ async def test_skills_and_ai_act_pages(console: httpx.AsyncClient) -> None:
     missing = await console.get("/console/skills/show", params={"name": "nothing-here"})
     assert missing.status_code in (400, 404) and "Cannot do that" in missing.text
     aiact = await console.get("/console/aiact")
-    assert aiact.status_code == 200 and "Placeholder" in aiact.text
+    assert aiact.status_code == 200 and "No purpose registered" in aiact.text
 
 
 async def test_static_files_and_unknown_pages(console: httpx.AsyncClient) -> None:
@@ -159,3 +161,27 @@ async def test_static_files_and_unknown_pages(console: httpx.AsyncClient) -> Non
     assert (await console.get("/console/static/../handler.py")).status_code == 404
     assert (await console.get("/console/nowhere")).status_code == 404
     assert (await console.delete("/console/keys")).status_code == 405
+
+
+async def test_skills_marketplace_browse_verify_install(console: httpx.AsyncClient, app: App) -> None:
+    assert app.gateway is not None
+    await admin(app).create_tenant("acme")
+    registry = await registry_for(app.gateway)
+    files = skill_files("pdf-tools", "Fills R&D PDF forms. Use when asked about PDFs.")
+    await registry.publish("acme", files, version="1.0.0", display_title="<script>alert(1)</script>")
+    await registry.publish("acme", skill_files("pdf-tools", "Fills R&D PDF forms. Use when asked about PDFs.",
+                                               extra={"extra.md": b"more"}), version="1.1.0")
+    found = await console.get("/console/skills", params={"tenant": "acme", "q": "pdf"})
+    assert "pdf-tools" in found.text and "1.1.0" in found.text and "unsigned" in found.text
+    assert "R&amp;D PDF forms" in found.text
+    detail = await console.get("/console/skills/show", params={"tenant": "acme", "name": "pdf-tools"})
+    assert detail.status_code == 200 and "1.0.0" in detail.text and "intact" in detail.text
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in detail.text and "<script>alert" not in detail.text
+    token = csrf_of(detail)
+    done = await console.post("/console/skills/install", data={"tenant": "acme", "name": "pdf-tools",
+                                                               "scope": "tenant", "scope_id": "acme", "csrf": token})
+    assert done.status_code == 200 and "Installed for tenant acme" in done.text
+    wrong = await console.post("/console/skills/install", data={"tenant": "acme", "name": "pdf-tools",
+                                                                "scope": "tenant", "scope_id": "other", "csrf": token})
+    assert wrong.status_code == 400
+    assert len(await registry.installs("acme")) == 1

@@ -9,7 +9,7 @@ from importlib import resources
 from urllib.parse import parse_qsl
 
 from passerelle.admin.service import AdminError, AdminService
-from passerelle.console import pages_audit, pages_keys, pages_other, pages_overview, pages_usage
+from passerelle.console import pages_aiact, pages_audit, pages_keys, pages_overview, pages_skills, pages_usage
 from passerelle.console.html import Html, field, form, hidden, page, tag
 from passerelle.console.http import Ctx, Response, cookies, html_response, is_https, parse_form, redirect, set_cookie
 from passerelle.console.session import COOKIE, LIFETIME_S, LOGIN_COOKIE, Sessions
@@ -33,10 +33,14 @@ PAGES: dict[tuple[str, str], PageFn] = {
     ("GET", "/console/audit"): pages_audit.audit,
     ("POST", "/console/audit/verify"): pages_audit.verify,
     ("GET", "/console/compliance"): pages_audit.compliance,
-    ("GET", "/console/skills"): pages_other.skills,
-    ("GET", "/console/skills/show"): pages_other.skill_detail,
-    ("POST", "/console/skills/install"): pages_other.install_skill,
-    ("GET", "/console/aiact"): pages_other.aiact,
+    ("GET", "/console/skills"): pages_skills.skills,
+    ("GET", "/console/skills/show"): pages_skills.skill_detail,
+    ("POST", "/console/skills/install"): pages_skills.install_skill,
+    ("GET", "/console/aiact"): pages_aiact.aiact,
+    ("POST", "/console/aiact/suspend"): pages_aiact.suspend,
+    ("POST", "/console/aiact/resume"): pages_aiact.resume,
+    ("GET", "/console/aiact/report"): pages_aiact.report,
+    ("GET", "/console/aiact/dora.csv"): pages_aiact.dora_csv,
 }
 _STATIC = {name: (resources.files("passerelle.console").joinpath("static", name).read_bytes(), kind)
            for name, kind in (("console.css", "text/css; charset=utf-8"),

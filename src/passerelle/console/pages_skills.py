@@ -1,5 +1,4 @@
-"""The skills marketplace (per tenant: browse, search, versions, signature, risk report, install) and the
-AI Act registry page (a placeholder until the AI Act admin API lands)."""
+"""The skills marketplace, per tenant: browse, search, versions, signature, risk report, install."""
 
 from __future__ import annotations
 
@@ -74,17 +73,3 @@ async def install_skill(ctx: Ctx) -> Response:
                                           ctx.opt("version")))
     return await skill_detail(ctx, tag("p", f"Installed for {done.scope} {done.scope_id} ({done.id}).",
                                        class_="notice"))
-
-
-async def aiact(ctx: Ctx) -> Response:
-    planned = ["Purposes: description, risk class (Annex III category), overseer, bound keys, version history",
-               "Suspend switch per purpose and per route (audited), with its state on every instance",
-               "Risk register: likelihood, severity, measures, residual risk, sign-off, overdue reviews",
-               "Supplier register (GPAI / DORA): documents, training-data summary, CSV export",
-               "Serious incidents and their Art 73 deadlines",
-               "Report download: `passerelle report ai-act --purpose P` as HTML"]
-    body = (tag("p", "Placeholder: this page will use the AI Act admin API (server/aiact_admin.py), which is being "
-                     "built now. Until then use the CLI: passerelle report ai-act --purpose P --out FILE.html.",
-                class_="notice", id="aiact-placeholder")
-            + tag("h2", "What this page will show") + tag("ul", join(tag("li", item) for item in planned)))
-    return html_response(page("AI Act registry", body, "/console/aiact", ctx.csrf))
