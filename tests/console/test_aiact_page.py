@@ -53,7 +53,7 @@ async def test_suspend_switch_report_and_registers(console: httpx.AsyncClient, a
     assert unknown.status_code == 404
     resumed = await console.post("/console/aiact/resume", data={"kind": "purpose", "target": "credit-scoring",
                                                                 "csrf": token})
-    assert "credit-scoring resumed" in resumed.text
+    assert "credit-scoring is resumed" in resumed.text
     assert (await chat(console, created.secret)).status_code == 200
 
     report = await console.get("/console/aiact/report", params={"purpose": "credit-scoring"})

@@ -1,14 +1,17 @@
 """The console end to end in headless Chromium, against a real two-worker gateway and the simulator:
 log in, create a tenant and a key, call the gateway with the key through the official SDK, see the
-request in the usage explorer, download it as CSV, look at every page, log out.
+request in the usage explorer, download it as CSV, suspend the key's AI Act purpose and see the SDK
+refused, resume it, download the purpose's report, look at every page, log out.
 
 Set PASSERELLE_SCREENSHOTS=1 to refresh docs/console/*.png from this run."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -36,6 +39,18 @@ models:
     deployments: [{{provider: sim, model: claude-sonnet-4-5}}]
 store: {{ledger_flush_interval: 0.1, refresh_interval: 0.1}}
 """
+
+
+PURPOSE = {"id": "credit-scoring", "name": "Credit scoring assistant", "description": "Summaries for officers",
+           "instructions": "An officer reviews every summary", "overseer": "Marie Curie", "owner": "alice",
+           "risk_class": "high-risk", "annex_category": "5(b)", "retention_days": 400, "status": "active"}
+
+
+def admin_post(gateway: Server, path: str, body: dict[str, object]) -> None:
+    request = urllib.request.Request(gateway.url + path, json.dumps(body).encode(), method="POST",
+                                     headers={"x-api-key": ADMIN_KEY, "content-type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status == 201
 
 
 @pytest.fixture
@@ -105,11 +120,41 @@ def test_console_in_chromium(gateway: Server, tmp_path: Path) -> None:
             lines = csv_path.read_text().splitlines()
             assert lines[0].startswith("key,requests") and lines[1].startswith(f"{key_id[1]},3,")
 
+            # The AI Act suspend switch: the purpose is registered and the key bound through the admin API.
+            admin_post(gateway, "/admin/aiact/purposes", PURPOSE)
+            admin_post(gateway, "/admin/aiact/bindings", {"key_id": key_id[1], "purpose_id": "credit-scoring"})
+            page.goto(gateway.url + "/console/aiact")
+            row = page.locator("tr", has_text="credit-scoring")
+            row.locator("input[name=reason]").fill("model under review")
+            page.once("dialog", lambda dialog: dialog.accept())  # the confirm() of console.js
+            row.locator("button", has_text="Suspend").click()
+            page.wait_for_selector("#switch-notice")
+            assert "suspended: its requests are refused" in page.inner_text("#switch-notice")
+            refused = anthropic.Anthropic(base_url=gateway.url, api_key=secret, max_retries=0)
+            for _ in range(40):  # the other worker polls the registry (refresh_interval)
+                try:
+                    refused.messages.create(model="console-model", max_tokens=8,
+                                            messages=[{"role": "user", "content": "still there?"}])
+                except anthropic.PermissionDeniedError as exc:
+                    assert "suspended" in str(exc)
+                    break
+                page.wait_for_timeout(100)
+            else:
+                pytest.fail("requests of a suspended purpose were still served")
+            with page.expect_download() as report_info:
+                page.locator("tr", has_text="credit-scoring").locator("a", has_text="Report").click()
+            report_path = tmp_path / "report.html"
+            report_info.value.save_as(report_path)
+            assert "Marie Curie" in report_path.read_text()
+            page.screenshot(path=str(shots / "aiact.png"), full_page=True)
+            page.locator("tr", has_text="credit-scoring").first.locator("button", has_text="Resume").click()
+            page.wait_for_selector("#switch-notice")
+            assert "credit-scoring is resumed" in page.inner_text("#switch-notice")
+
             for path, name, expected in (("/console/", "overview", "Requests per day"),
                                          ("/console/audit", "audit", "Verify the whole chain"),
                                          ("/console/compliance", "compliance", "Findings per day"),
-                                         ("/console/skills", "skills", "Skills marketplace"),
-                                         ("/console/aiact", "aiact", "AI Act registry")):
+                                         ("/console/skills", "skills", "Skills marketplace")):
                 page.goto(gateway.url + path)
                 assert expected in page.content(), path
                 page.screenshot(path=str(shots / f"{name}.png"), full_page=True)

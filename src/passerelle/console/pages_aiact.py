@@ -116,7 +116,7 @@ async def suspend(ctx: Ctx) -> Response:
     changed = await _rules(_registry(ctx).suspend(kind, target, reason[:500], "console"))
     await ctx.gw.aiact.refresh()
     ctx.query = {}
-    said = "suspended: its requests are refused" if changed else "was already suspended"
+    said = "is suspended: its requests are refused" if changed else "was already suspended"
     return await aiact(ctx, tag("p", f"The {kind} {target} {said}.", class_="notice", id="switch-notice"))
 
 
@@ -125,7 +125,7 @@ async def resume(ctx: Ctx) -> Response:
     changed = await _rules(_registry(ctx).resume(kind, target, "console"))
     await ctx.gw.aiact.refresh()
     ctx.query = {}
-    said = "resumed" if changed else "was not suspended"
+    said = "is resumed" if changed else "was not suspended"
     return await aiact(ctx, tag("p", f"The {kind} {target} {said}.", class_="notice", id="switch-notice"))
 
 
