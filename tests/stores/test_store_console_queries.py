@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from passerelle.stores.records import LATENCY_BUCKETS_MS, KeyQuery
+from passerelle.stores.records import LATENCY_BUCKETS_MS, KeyQuery, ReportQuery
 from passerelle.stores.sql_store import SQLStore
 from tests.stores.conftest import clear_ledger, key, tenant, usage
 
@@ -53,3 +53,12 @@ async def test_latency_histogram_buckets(store: SQLStore) -> None:
     assert counts[0] == 2 and counts[1] == 1 and counts[LATENCY_BUCKETS_MS.index(500)] == 1 and counts[-1] == 1
     assert sum(await store.latency_histogram(None, None)) == 7
     assert sum(await store.latency_histogram(1000.0, 5003.0)) == 4
+
+
+async def test_report_top_groups_are_chosen_by_the_database(store: SQLStore) -> None:
+    await clear_ledger(store)
+    records = [usage(f"r{k}-{i}", 5000.0 + i, key_id=f"key_{k}") for k in range(8) for i in range(k + 1)]
+    await store.append_usage(records)
+    top = await store.report(ReportQuery(("key",), top=3))
+    assert sorted((r.group["key"], r.requests) for r in top) == [("key_5", 6), ("key_6", 7), ("key_7", 8)]
+    assert len(await store.report(ReportQuery(("key",)))) == 8

@@ -68,7 +68,7 @@ async def overview(ctx: Ctx) -> Response:
                  class_="grid")
     tops: list[Html] = []
     for dim in ("tenant", "model", "key"):
-        found = await store.report(ReportQuery((dim,), since, None, tenant))
+        found = await store.report(ReportQuery((dim,), since, None, tenant, top=5))
         tops.append(tag("section", tag("h2", f"Top {dim}s") + _top(found, dim)))
     body = filters + tag("div", cards, class_="cards") + charts + tag("div", join(tops), class_="grid")
     return html_response(page("Overview", body, "/console/", ctx.csrf))

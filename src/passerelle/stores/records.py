@@ -137,6 +137,7 @@ class ReportQuery:
     since: float | None = None  # unix seconds, inclusive
     until: float | None = None  # unix seconds, exclusive
     tenant_id: str | None = None  # restrict to one tenant
+    top: int | None = None  # only the groups with the most requests (a console's "top keys"), at most this many
 
 
 @dataclass(frozen=True, slots=True)

@@ -244,6 +244,9 @@ def report_sql(query: ReportQuery, day_sql: str, month_sql: str) -> tuple[str, l
     exprs = [day_sql if d == "day" else month_sql if d == "month" else _DIMENSION_COLUMNS[d] for d in dims]
     where, args = usage_filter(query.since, query.until, query.tenant_id)
     group = " GROUP BY " + ", ".join(str(i) for i in range(1, len(exprs) + 1)) if exprs else ""
+    if query.top is not None and exprs:  # the biggest groups only, chosen by the database
+        group += " ORDER BY COUNT(*) DESC, 1 LIMIT ?"
+        args.append(int(query.top))
     return f"SELECT {', '.join([*exprs, *_AGGREGATES])} FROM usage_ledger{where}{group}", args, dims
 
 
