@@ -106,12 +106,13 @@ def test_console_in_chromium(gateway: Server, tmp_path: Path) -> None:
                 assert reply.content[0].type == "text"
 
             usage_url = f"{gateway.url}/console/usage?by=key&tenant=acme&since=1d"
-            for _ in range(50):  # the ledger is write-behind
+            three = f'<td>{key_id[1]}</td><td class="num">3</td>'  # the key's row: 3 requests
+            for _ in range(50):  # the ledger is write-behind (each worker flushes its own)
                 page.goto(usage_url)
-                if key_id[1] in page.content():
+                if three in page.content():
                     break
                 page.wait_for_timeout(200)
-            assert key_id[1] in page.content()
+            assert three in page.content()
             page.screenshot(path=str(shots / "usage.png"), full_page=True)
             with page.expect_download() as info:
                 page.click("text=Download CSV")

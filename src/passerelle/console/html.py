@@ -43,8 +43,8 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[object]], numeric: Seq
     body = [join(tag("td", c, class_="num" if i in numeric else None) for i, c in enumerate(r)) for r in rows]
     if not body:
         return tag("p", empty, class_="empty")
-    return tag("table", Html(f"<thead><tr>{head}</tr></thead><tbody>")
-               + join(Html(f"<tr>{r}</tr>") for r in body) + Html("</tbody>"))
+    return tag("div", tag("table", Html(f"<thead><tr>{head}</tr></thead><tbody>")
+                          + join(Html(f"<tr>{r}</tr>") for r in body) + Html("</tbody>")), class_="scroll")
 
 
 def link(href: str, text: object, **attrs: object) -> Html:

@@ -33,7 +33,7 @@ async def usage(ctx: Ctx) -> Response:
                    + field("Since (7d, 2026-11-01…)", "since", params["since"])
                    + field("Until", "until", params["until"]) + field("Tenant", "tenant", params["tenant"]),
                    None, method="get", button="Show")
-    headers = [*report.by, *METRICS, *MONEY]
+    headers = [h.replace("_", " ") for h in (*report.by, *METRICS, *MONEY)]
     numeric = range(len(report.by), len(headers))
     rows = [list(row_dict(r, report.by).values()) for r in shown]
     totals = row_dict(report.totals(), ())
@@ -41,7 +41,8 @@ async def usage(ctx: Ctx) -> Response:
     body = (filters + tag("p", export) + pager("/console/usage", params, offset, PAGE, len(report.rows), len(shown))
             + table(headers, [["" if v is None else v for v in row] for row in rows], numeric=tuple(numeric),
                     empty="No usage in this window.")
-            + tag("h2", "Totals") + table(list(totals), [list(totals.values())], numeric=tuple(range(len(totals)))))
+            + tag("h2", "Totals") + table([h.replace("_", " ") for h in totals], [list(totals.values())],
+                                          numeric=tuple(range(len(totals)))))
     return html_response(page("Usage", body, "/console/usage", ctx.csrf))
 
 
