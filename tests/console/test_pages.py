@@ -10,6 +10,7 @@ from decimal import Decimal
 
 import httpx
 
+from passerelle.admin.report_format import usd
 from passerelle.admin.service import AdminService, CreatedKey
 from passerelle.server.app import App
 from passerelle.server.skills_gateway import registry_for
@@ -97,6 +98,7 @@ async def test_budgets_and_rate_limits_through_the_admin_service(console: httpx.
     saved = await console.post("/console/budgets", data={"scope": "tenant", "scope_id": "acme", "limit_usd": "12.50",
                                                          "period": "month", "mode": "hard", "csrf": token})
     assert saved.status_code == 200 and "12.50 USD per month on tenant acme" in saved.text
+    assert '<td class="num">12.50</td><td class="num">0.00</td>' in saved.text  # limit, then spend
     wrong = await console.post("/console/budgets", data={"scope": "tenant", "scope_id": "acme", "limit_usd": "lots",
                                                          "csrf": token})
     assert wrong.status_code == 400 and "limit_usd" in wrong.text
@@ -128,6 +130,11 @@ async def test_overview_usage_and_csv_show_real_requests(console: httpx.AsyncCli
     rows = list(csv.DictReader(io.StringIO(exported.text)))
     assert [(r["key"], r["requests"]) for r in rows] == [(created.key.id, "3")]
     assert (await console.get("/console/", params={"days": "forever"})).status_code == 400
+    # A budget put afterwards shows what the key already spent this month (from the ledger).
+    await admin(app).put_budget("key", created.key.id, "5", "month", "hard")
+    spent = sum(r.cost_pico for r in (await admin(app).usage("key")).rows)
+    keys_page = await console.get("/console/keys")
+    assert spent > 0 and f'<td class="num">5</td><td class="num">{usd(spent)}</td>' in keys_page.text
 
 
 async def test_audit_log_verification_and_compliance(console: httpx.AsyncClient, app: App) -> None:

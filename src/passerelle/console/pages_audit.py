@@ -9,13 +9,14 @@ import time
 from collections import Counter
 from datetime import UTC, datetime
 
+from passerelle.admin.service import invalid
 from passerelle.admin.validation import parse_time
 from passerelle.audit.base import RecordFilter
 from passerelle.audit.chain import GENESIS, averify
 from passerelle.console.charts import bars
 from passerelle.console.html import Html, field, form, join, page, pager, table, tag
 from passerelle.console.http import Ctx, Response, html_response
-from passerelle.console.pages_overview import _days
+from passerelle.console.pages_overview import day_labels
 
 PAGE = 50
 
@@ -28,8 +29,6 @@ def _window(ctx: Ctx, default_since: str) -> tuple[dict[str, str], RecordFilter]
         since = parse_time("since", params["since"], now=now) if params["since"] else None
         until = parse_time("until", params["until"], now=now) if params["until"] else None
     except ValueError as exc:
-        from passerelle.admin.service import invalid
-
         raise invalid(str(exc)) from None
     return params, RecordFilter(None if since is None else int(since * 1e6),
                                 None if until is None else int(until * 1e6), params["tenant"] or None)
@@ -106,7 +105,7 @@ async def compliance(ctx: Ctx) -> Response:
                 per_day[day] += count
                 per_kind[(str(f.get("type")), str(f.get("action")), str(f.get("direction", "")))] += count
     start = where.since_us / 1e6 if where.since_us is not None else time.time() - 7 * 86400
-    labels = _days(start, max(1, int((time.time() - start) // 86400)))
+    labels = day_labels(start, max(1, int((time.time() - start) // 86400)))
     chart = bars("Findings per day", labels, [float(per_day.get(d, 0)) for d in labels])
     rows = [[t, a, d or "-", n] for (t, a, d), n in sorted(per_kind.items(), key=lambda kv: (-kv[1], kv[0]))]
     summary = tag("p", f"{records:,} audited requests in the window, {blocked:,} blocked, "

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 
 from passerelle.admin.report_format import iso
-from passerelle.admin.service import budget_view, key_view, rate_limit_view
+from passerelle.admin.service import key_view, rate_limit_view
 from passerelle.console.html import Html, field, form, hidden, join, page, pager, select, table, tag
 from passerelle.console.http import Ctx, Response, html_response
 from passerelle.observability.logging import log
@@ -58,10 +58,13 @@ async def keys(ctx: Ctx, notice: Html | None = None, status: int = 200) -> Respo
 async def _policies(ctx: Ctx, tenant: str) -> Html:
     """Budgets and rate limits of the tenant filter (all when none), capped: they are few per scope."""
     scope = ("tenant", tenant) if tenant else (None, None)
-    budgets = [budget_view(b) for b in await ctx.admin.list_budgets(*scope)][:200]
+    budgets = (await ctx.admin.list_budgets(*scope))[:100]
     limits = [rate_limit_view(r) for r in await ctx.admin.list_rate_limits(*scope)][:200]
-    budget_rows = [[tag("code", b["id"]), b["scope"], b["scope_id"], b["period"], b["limit_usd"], b["mode"]]
-                   for b in budgets]
+    budget_rows = []
+    for budget in budgets:  # spend from the shared counter (else the ledger), as the admin API reports it
+        b = await ctx.admin.budget_status(budget, ctx.gw.counters)
+        budget_rows.append([tag("code", b["id"]), b["scope"], b["scope_id"], b["period"], b["limit_usd"],
+                            b["spent_usd"], b["mode"]])
     limit_rows = [[tag("code", r["id"]), r["scope"], r["scope_id"], r["model"] or "all", r["rpm"] or "-",
                    r["tpm"] or "-", r["concurrent"] or "-"] for r in limits]
     budget_form = form("/console/budgets", select("Scope", "scope", SCOPES, "tenant") + field("Scope id", "scope_id")
@@ -73,8 +76,9 @@ async def _policies(ctx: Ctx, tenant: str) -> Html:
                       + field("Model (blank: all)", "model") + field("Requests/min", "rpm")
                       + field("Tokens/min", "tpm") + field("Concurrent", "concurrent")
                       + field("Limit id (to edit one)", "id"), ctx.csrf, button="Save rate limit")
-    return join([tag("h2", "Budgets"), table(["Id", "Scope", "Scope id", "Period", "Limit (USD)", "Mode"], budget_rows,
-                                             numeric=(4,), empty="No budget."), budget_form,
+    budget_table = table(["Id", "Scope", "Scope id", "Period", "Limit (USD)", "Spent (USD)", "Mode"], budget_rows,
+                         numeric=(4, 5), empty="No budget.")
+    return join([tag("h2", "Budgets"), budget_table, budget_form,
                  tag("h2", "Rate limits"), table(["Id", "Scope", "Scope id", "Model", "RPM", "TPM", "Concurrent"],
                                                  limit_rows, numeric=(4, 5, 6), empty="No rate limit."), limit_form])
 

@@ -29,7 +29,7 @@ def percentile(counts: list[int], fraction: float) -> str:
     return "-"
 
 
-def _days(since: float, days: int) -> list[str]:
+def day_labels(since: float, days: int) -> list[str]:
     start = datetime.fromtimestamp(since, UTC).date()
     return [(start + timedelta(days=i)).isoformat() for i in range(days + 1)]
 
@@ -46,7 +46,7 @@ async def overview(ctx: Ctx) -> Response:
     since = time.time() - days * 86400
     store = ctx.gw.store
     daily = {r.group.get("day"): r for r in await store.report(ReportQuery(("day",), since, None, tenant))}
-    labels = _days(since, days)
+    labels = day_labels(since, days)
     rows = [daily.get(d) for d in labels]
     requests = [float(r.requests) if r else 0.0 for r in rows]
     errors = [float(r.errors) if r else 0.0 for r in rows]
