@@ -163,3 +163,15 @@ async def test_supplier_documents_required_skips_undocumented_deployments(tmp_pa
                                                     messages=HELLO)).content  # type: ignore[arg-type]
         with pytest.raises(anthropic.PermissionDeniedError):
             await h.anthropic().messages.create(model="gpt-test", max_tokens=20, messages=HELLO)  # type: ignore[arg-type]
+
+
+async def test_count_tokens_is_bound_to_the_purpose_and_its_suspension_too(tmp_path: Path) -> None:
+    purpose = credit_scoring(models=("claude-test",), routes=("messages", "count_tokens"))
+    async with harness(tmp_path, "aiact: {keys: {app: credit-scoring}}") as h:
+        await h.registry.put_purpose(purpose, "alice")
+        await h.gw.aiact.refresh()
+        assert (await h.anthropic().messages.count_tokens(model="claude-test", messages=HELLO)).input_tokens > 0  # type: ignore[arg-type]
+        await h.registry.suspend("purpose", "credit-scoring", "under review", "ops@bank")
+        await h.gw.aiact.refresh()
+        with pytest.raises(anthropic.PermissionDeniedError, match="suspended"):
+            await h.anthropic().messages.count_tokens(model="claude-test", messages=HELLO)  # type: ignore[arg-type]

@@ -44,6 +44,7 @@ async def count_tokens(gw: Gateway, scope: Scope, receive: Receive, send: Send,
         body = await read_json(gw, scope, receive, headers)
         request = ANTHROPIC.parse_count(body, request_id, headers)
         principal.check_model(request.model)
+        gw.aiact.check(principal, "count_tokens", request.model)  # a suspended purpose counts nothing either
         protection = gw.compliance.protect(principal, request) if gw.compliance.enabled else None
         if protection is not None and protection.refusal is not None:  # counting sends the prompt upstream too
             raise protection.refusal
