@@ -29,8 +29,6 @@ from typing import Any, cast
 from passerelle.canonical import ChatRequest
 from passerelle.compliance import Engine
 from passerelle.compliance.actions import apply
-from passerelle.compliance.detectors import default_detectors
-from passerelle.compliance.detectors.codewords import CodewordDetector
 from passerelle.compliance.findings import Detector, Finding
 from passerelle.compliance.policy import Policy, PolicyError, build_policy, load_pack
 from passerelle.compliance.pseudonyms import Pseudonymizer, Vault
@@ -149,6 +147,10 @@ class ComplianceStage:
             raise GatewayError(ErrorKind.API_ERROR, f"compliance policy of tenant {tenant!r}: {exc}") from None
         if not policy.types:
             return None
+        # The detectors (and their dictionaries) are loaded only where a policy is configured.
+        from passerelle.compliance.detectors import default_detectors
+        from passerelle.compliance.detectors.codewords import CodewordDetector
+
         if self._engine is None:  # one engine for every policy; a tenant's codewords scan beside it
             self._engine = Engine(default_detectors((), self._types))
         words = tuple(sorted(codewords))

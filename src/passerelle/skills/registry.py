@@ -18,9 +18,9 @@ import secrets
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from types import ModuleType
 from typing import Protocol
 
-from passerelle.skills import signing
 from passerelle.skills.archive import ArchiveError, FileSet, Limits, check_path
 from passerelle.skills.manifest import digest as content_digest
 from passerelle.skills.manifest import entries
@@ -47,6 +47,14 @@ from passerelle.stores.sql_common import SLUG, check_team_id, check_tenant_id
 Effective = tuple[Install, Skill, SkillVersion]
 _ID_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZabcdefghijkmnopqrstuvwxyz"
 _TAG = SLUG
+
+
+def _signing() -> ModuleType:
+    """``signing`` pulls in ``cryptography`` (~6 MB in every worker): imported when a key or signature is
+    first handled, not by every gateway process that only serves installed skills."""
+    from passerelle.skills import signing
+
+    return signing
 
 
 class SkillError(ValueError):
@@ -124,8 +132,8 @@ class SkillRegistry:
         if not isinstance(name, str) or not SLUG.fullmatch(name):
             raise SkillError(f"invalid publisher name {str(name)[:70]!r}: expected [a-z0-9][a-z0-9_-]{{0,62}}")
         try:
-            key = signing.check_public(public_key)
-        except signing.SigningKeyError as exc:
+            key = _signing().check_public(public_key)
+        except _signing().SigningKeyError as exc:
             raise SkillError(str(exc)) from None
         return await self.store.add_publisher(Publisher(new_id("pub_"), tenant_id, name, key, self._clock()))
 
@@ -189,7 +197,7 @@ class SkillRegistry:
                 raise SkillError("this registry requires signed versions: publish with a publisher's key")
             return None
         registered = await self._publisher(tenant_id, publisher)
-        if signature is None or not signing.verify(registered.public_key, digest, signature):
+        if signature is None or not _signing().verify(registered.public_key, digest, signature):
             raise SkillError(f"the signature does not verify with publisher {publisher!r}'s registered key "
                              f"for digest {digest}")
         return registered.id
@@ -296,7 +304,7 @@ class SkillRegistry:
         state = "unsigned"
         if found.signature is not None and found.publisher_id is not None:
             publisher = await self.store.get_publisher(found.publisher_id)
-            state = "valid" if signing.verify(publisher.public_key, found.digest, found.signature) else "invalid"
+            state = "valid" if _signing().verify(publisher.public_key, found.digest, found.signature) else "invalid"
         return VerifyResult(skill.id, found.version, found.digest, content_digest(files), state, tampered)
 
     # installs
