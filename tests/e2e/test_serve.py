@@ -183,3 +183,33 @@ def test_two_embedded_workers_share_one_rate_limit(tmp_path: Path) -> None:
     assert len(workers) == 2
     # 8 a minute, refilled at 8/60 a second: at most one more refilled during the test.
     assert 8 <= codes.count(200) <= 9 and codes.count(429) == 24 - codes.count(200)
+
+
+def _children(pid: int) -> set[int]:
+    with open(f"/proc/{pid}/task/{pid}/children") as f:
+        return {int(p) for p in f.read().split()}
+
+
+def test_the_supervisor_holds_no_server_of_its_own_and_restarts_a_dead_worker(tmp_path: Path) -> None:
+    proc, url, log = serve(tmp_path, "--workers", "2")
+    try:
+        workers = _children(proc.pid)
+        assert len(workers) == 2  # no resource tracker beside them: the workers are plain child processes
+        with open(f"/proc/{proc.pid}/cmdline", "rb") as f:
+            assert b"passerelle.server.supervisor" in f.read()  # the CLI exec'd the small supervisor
+        victim = min(workers)
+        os.kill(victim, signal.SIGKILL)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            now = _children(proc.pid)
+            if len(now) == 2 and victim not in now:
+                break
+            time.sleep(0.1)
+        assert len(now) == 2 and victim not in now, f"workers after the kill: {now}"
+        wait_healthy(url, proc)
+        for _ in range(10):
+            assert httpx.get(url + "/health").status_code == 200
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+    assert "starting another" in log.read_text()

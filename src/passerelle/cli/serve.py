@@ -110,10 +110,17 @@ def serve(args: argparse.Namespace) -> int:
         metrics_dir.mkdir(parents=True)
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
     print(banner(config, host, port, workers, home, new_key, engine), flush=True)
+    options = [host, str(port), str(workers), config.server.log_level, str(config.server.graceful_timeout)]
+    if sys.platform != "win32":
+        # What supervises the workers needs nothing of what preparing them loaded (config, stores): a fresh
+        # interpreter in this same process keeps it small for as long as it runs (see server/supervisor.py).
+        module = "passerelle.server.supervisor" if engine == "uvicorn" and workers > 1 else "passerelle.server.engines"
+        arguments = options if module.endswith("supervisor") else [engine, *options]
+        sys.stderr.flush()
+        os.execv(sys.executable, [sys.executable, "-m", module, *arguments])
+    from passerelle.server.engines import main as run_server
 
-    from passerelle.server.engines import serve as run_server
-
-    run_server(engine, host, port, workers, config.server.log_level, config.server.graceful_timeout)
+    run_server([engine, *options])
     return 0
 
 

@@ -36,3 +36,16 @@ def serve_granian(host: str, port: int, workers: int, log_level: str, graceful_t
 def serve(engine: Engine, host: str, port: int, workers: int, log_level: str, graceful_timeout: float) -> None:
     runner = serve_uvicorn if engine == "uvicorn" else serve_granian
     runner(host, port, workers, log_level, graceful_timeout)
+
+
+def main(argv: list[str]) -> None:
+    """``python -m passerelle.server.engines ENGINE HOST PORT WORKERS LOG_LEVEL GRACEFUL_TIMEOUT``: what
+    ``passerelle serve`` runs once the data directory and the environment of the workers are ready."""
+    engine, host, port, workers, log_level, graceful = argv
+    if engine not in ("uvicorn", "granian"):
+        raise SystemExit(f"unknown engine {engine!r}")
+    serve("uvicorn" if engine == "uvicorn" else "granian", host, int(port), int(workers), log_level, float(graceful))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
