@@ -38,13 +38,17 @@ def worker_command(fd: int, log_level: str, graceful_timeout: float) -> list[str
 
 
 def run_worker(fd: int, log_level: str, graceful_timeout: float) -> None:
-    """One worker: uvicorn serving the app on the inherited socket."""
+    """One worker: uvicorn serving the app on the inherited socket.  The socket object is rebuilt from the
+    descriptor with its real family (uvicorn's own ``fd=`` option assumes a Unix socket, and a TCP socket
+    taken for one never gets TCP_NODELAY: every small answer then waits ~40 ms for a delayed ACK)."""
     import uvicorn
 
-    uvicorn.run("passerelle.server.app:create_app", factory=True, fd=fd,
-                loop="uvloop" if sys.platform != "win32" else "asyncio", http="httptools", lifespan="on",
-                access_log=False, log_level=log_level, server_header=False,
-                timeout_graceful_shutdown=int(graceful_timeout))
+    sock = socket.socket(fileno=fd)
+    config = uvicorn.Config("passerelle.server.app:create_app", factory=True,
+                            loop="uvloop" if sys.platform != "win32" else "asyncio", http="httptools",
+                            lifespan="on", access_log=False, log_level=log_level, server_header=False,
+                            timeout_graceful_shutdown=int(graceful_timeout))
+    uvicorn.Server(config).run(sockets=[sock])
 
 
 def supervise(host: str, port: int, workers: int, log_level: str, graceful_timeout: float) -> None:
