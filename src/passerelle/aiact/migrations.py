@@ -6,9 +6,6 @@ or sort on; ``aiact_version`` is the one counter the request path polls.
 
 from __future__ import annotations
 
-import sqlite3
-from typing import Any
-
 from passerelle.stores.migrations import Migration, MigrationSet
 
 
@@ -55,12 +52,3 @@ POSTGRES_AIACT_MIGRATIONS: tuple[Migration, ...] = (
 
 MIGRATIONS = MigrationSet("the AI Act schema", "aiact_schema_migrations", SQLITE_AIACT_MIGRATIONS,
                           POSTGRES_AIACT_MIGRATIONS)
-
-
-def migrate_aiact_sqlite(db: sqlite3.Connection) -> None:
-    MIGRATIONS.migrate_sqlite(db)
-
-
-async def migrate_aiact_postgres(conn: Any, schema: str) -> None:
-    """Create ``schema`` if missing and bring the AI Act tables to the latest version (asyncpg connection)."""
-    await MIGRATIONS.migrate_postgres(conn, schema)

@@ -8,12 +8,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-import asyncpg  # type: ignore[import-untyped]
-
-from passerelle.aiact.migrations import migrate_aiact_postgres
+from passerelle.aiact.migrations import MIGRATIONS
 from passerelle.aiact.store import SQLAiActStore
-from passerelle.stores.migrations import check_schema_name
-from passerelle.stores.postgres import _Conn, numbered
+from passerelle.stores.postgres import PgTx, numbered, open_pool
 from passerelle.stores.sql_common import Row
 
 
@@ -25,21 +22,13 @@ class PostgresAiActStore(SQLAiActStore):
     @classmethod
     async def connect(cls, dsn: str, schema: str = "passerelle", *, min_size: int = 1,
                       max_size: int = 4) -> PostgresAiActStore:
-        check_schema_name(schema)
-        conn = await asyncpg.connect(dsn)
-        try:
-            await migrate_aiact_postgres(conn, schema)
-        finally:
-            await conn.close()
-        pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size,
-                                         server_settings={"search_path": f'"{schema}"'})
-        return cls(pool, schema)
+        return cls(await open_pool(dsn, schema, MIGRATIONS, min_size=min_size, max_size=max_size), schema)
 
     @asynccontextmanager
-    async def _transaction(self, read: bool = False) -> AsyncIterator[_Conn]:
+    async def _transaction(self, read: bool = False) -> AsyncIterator[PgTx]:
         async with self._pool.acquire() as conn, conn.transaction(
                 isolation="repeatable_read" if read else None, readonly=read):
-            yield _Conn(conn)
+            yield PgTx(conn)
 
     async def _query(self, sql: str, *args: object) -> list[Row]:
         rows: list[Row] = await self._pool.fetch(numbered(sql), *args)

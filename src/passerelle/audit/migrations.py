@@ -10,9 +10,6 @@ database can still drop a trigger: the hash chain is what detects that.
 
 from __future__ import annotations
 
-import sqlite3
-from typing import Any
-
 from passerelle.stores.migrations import Migration, MigrationSet
 
 _RECORD_COLUMNS = (
@@ -92,12 +89,3 @@ END $$""",
 
 MIGRATIONS = MigrationSet("the audit schema", "audit_schema_migrations", SQLITE_AUDIT_MIGRATIONS,
                           POSTGRES_AUDIT_MIGRATIONS)
-
-
-def migrate_audit_sqlite(db: sqlite3.Connection) -> None:
-    MIGRATIONS.migrate_sqlite(db)
-
-
-async def migrate_audit_postgres(conn: Any, schema: str) -> None:
-    """Create ``schema`` if missing and bring these tables to the latest version (asyncpg connection)."""
-    await MIGRATIONS.migrate_postgres(conn, schema)

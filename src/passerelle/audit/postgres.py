@@ -4,32 +4,14 @@ and each batch gets the next seqs, gapless."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
-import asyncpg  # type: ignore[import-untyped]
-
 from passerelle.audit.chain import ChainPoint
-from passerelle.audit.migrations import migrate_audit_postgres
-from passerelle.audit.sql_store import Row, SQLAuditStore, Tx
-from passerelle.stores.migrations import check_schema_name
-from passerelle.stores.postgres import numbered
-
-
-class _Conn:
-    def __init__(self, conn: Any) -> None:
-        self._conn = conn
-
-    async def fetch(self, sql: str, *args: object) -> list[Row]:
-        rows: list[Row] = await self._conn.fetch(numbered(sql), *args)
-        return rows
-
-    async def execute(self, sql: str, *args: object) -> None:
-        await self._conn.execute(numbered(sql), *args)
-
-    async def executemany(self, sql: str, rows: Sequence[Sequence[object]]) -> None:
-        await self._conn.executemany(numbered(sql), rows)
+from passerelle.audit.migrations import MIGRATIONS
+from passerelle.audit.sql_store import SQLAuditStore, Tx
+from passerelle.stores.postgres import PgTx, open_pool
 
 
 class PostgresAuditStore(SQLAuditStore):
@@ -39,26 +21,18 @@ class PostgresAuditStore(SQLAuditStore):
 
     @classmethod
     async def connect(cls, dsn: str, schema: str = "passerelle", *, max_size: int = 2) -> PostgresAuditStore:
-        check_schema_name(schema)
-        conn = await asyncpg.connect(dsn)
-        try:
-            await migrate_audit_postgres(conn, schema)
-        finally:
-            await conn.close()
-        pool = await asyncpg.create_pool(dsn, min_size=1, max_size=max_size,
-                                         server_settings={"search_path": f'"{schema}"'})
-        return cls(pool, schema)
+        return cls(await open_pool(dsn, schema, MIGRATIONS, min_size=1, max_size=max_size), schema)
 
     @asynccontextmanager
     async def _write_tx(self) -> AsyncIterator[Tx]:
         async with self._pool.acquire() as conn, conn.transaction():
             await conn.execute("SELECT id FROM audit_chain_lock WHERE id = 1 FOR UPDATE")
-            yield _Conn(conn)
+            yield PgTx(conn)
 
     @asynccontextmanager
     async def _read_tx(self) -> AsyncIterator[Tx]:
         async with self._pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
-            yield _Conn(conn)
+            yield PgTx(conn)
 
     def _write(self) -> AbstractAsyncContextManager[Tx]:
         return self._write_tx()

@@ -9,9 +9,6 @@ and a GIN index in PostgreSQL.  File contents are stored in the database (BLOB /
 
 from __future__ import annotations
 
-import sqlite3
-from typing import Any
-
 from passerelle.stores.migrations import Migration, MigrationSet
 
 
@@ -68,12 +65,3 @@ POSTGRES_SKILL_MIGRATIONS: tuple[Migration, ...] = (
 
 MIGRATIONS = MigrationSet("the skills schema", "skill_schema_migrations", SQLITE_SKILL_MIGRATIONS,
                           POSTGRES_SKILL_MIGRATIONS)
-
-
-def migrate_skills_sqlite(db: sqlite3.Connection) -> None:
-    MIGRATIONS.migrate_sqlite(db)
-
-
-async def migrate_skills_postgres(conn: Any, schema: str) -> None:
-    """Create ``schema`` if missing and bring these tables to the latest version (asyncpg connection)."""
-    await MIGRATIONS.migrate_postgres(conn, schema)

@@ -18,7 +18,7 @@ from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
 
-from passerelle.stores.migrations import check_schema_name, migrate_postgres
+from passerelle.stores.migrations import STORE_MIGRATIONS, MigrationSet, check_schema_name
 from passerelle.stores.sql_common import Row
 from passerelle.stores.sql_store import SQLStore, TxKind
 
@@ -30,7 +30,9 @@ def numbered(sql: str) -> str:
     return re.sub(r"\?", lambda _: f"${next(counter)}", sql)
 
 
-class _Conn:
+class PgTx:
+    """The statements of one transaction on a pooled connection (``?`` placeholders, as SQLite's)."""
+
     def __init__(self, conn: Any) -> None:
         self._conn = conn
 
@@ -46,6 +48,19 @@ class _Conn:
         await self._conn.executemany(numbered(sql), rows)
 
 
+async def open_pool(dsn: str, schema: str, migrations: MigrationSet, *, min_size: int = 1, max_size: int = 4) -> Any:
+    """Create ``schema`` if missing, bring ``migrations``' tables up to date, and open a pool whose
+    search_path is that schema: what every PostgreSQL-backed component does at start."""
+    check_schema_name(schema)
+    conn = await asyncpg.connect(dsn)
+    try:
+        await migrations.migrate_postgres(conn, schema)
+    finally:
+        await conn.close()
+    return await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size,
+                                     server_settings={"search_path": f'"{schema}"'})
+
+
 class PostgresStore(SQLStore):
     # Whole seconds (trunc), as SQLite's CAST: both backends agree at day boundaries.
     day_sql = "to_char(to_timestamp(trunc(ts)) AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
@@ -59,24 +74,16 @@ class PostgresStore(SQLStore):
     async def connect(cls, dsn: str, schema: str = "passerelle", *, min_size: int = 1,
                       max_size: int = 8) -> PostgresStore:
         """Create the schema if missing, apply pending migrations, open the pool."""
-        check_schema_name(schema)
-        conn = await asyncpg.connect(dsn)
-        try:
-            await migrate_postgres(conn, schema)
-        finally:
-            await conn.close()
-        pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size,
-                                         server_settings={"search_path": f'"{schema}"'})
-        return cls(pool, schema)
+        return cls(await open_pool(dsn, schema, STORE_MIGRATIONS, min_size=min_size, max_size=max_size), schema)
 
     @asynccontextmanager
-    async def _transaction(self, kind: TxKind) -> AsyncIterator[_Conn]:
+    async def _transaction(self, kind: TxKind) -> AsyncIterator[PgTx]:
         async with self._pool.acquire() as conn:
             read = kind == "read"
             async with conn.transaction(isolation="repeatable_read" if read else None, readonly=read):
                 if kind == "write":
                     await conn.execute("SELECT version FROM store_version WHERE id = 1 FOR UPDATE")
-                yield _Conn(conn)
+                yield PgTx(conn)
 
     async def _query(self, sql: str, *args: object) -> list[Row]:
         rows: list[Row] = await self._pool.fetch(numbered(sql), *args)
