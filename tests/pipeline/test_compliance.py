@@ -4,10 +4,9 @@ over real HTTP, and a recorder in front of it that keeps what the upstream reall
 from __future__ import annotations
 
 import asyncio
-import importlib
 import json
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,13 +14,10 @@ import anthropic
 import httpx
 import openai
 import pytest
-from aiohttp import web
 
 from passerelle.config import load_config
-from passerelle.config.schema import SimulatorConfig
 from passerelle.server.app import App, create_app
-from passerelle.simulator.server import SimulatorServer
-from tests.support.servers import AppServer
+from tests.support.inprocess import RecordingUpstream, sdk_http
 
 KEY, DEFENSE_KEY = "sk-app-compliance", "sk-defense-compliance"
 NAME, NIR, CARD = "Jean Dupont", "1 85 05 78 006 084 91", "4970 1012 3456 7893"
@@ -54,33 +50,9 @@ compliance:
 
 
 @dataclass
-class Upstream:
-    """The simulator behind a recorder of every request body it receives."""
-
-    received: list[dict[str, Any]] = field(default_factory=list)
-    server: AppServer = field(default_factory=AppServer)
-
-    async def start(self, chunk_tokens: int) -> str:
-        app = SimulatorServer(SimulatorConfig(mode="echo", chunk_tokens=chunk_tokens)).app()
-
-        @web.middleware
-        async def record(request: web.Request, handler: Any) -> web.StreamResponse:
-            if request.method == "POST":
-                self.received.append(json.loads(await request.read()))
-            response: web.StreamResponse = await handler(request)
-            return response
-
-        app.middlewares.append(record)
-        return await self.server.start(app)
-
-    def last_text(self) -> str:
-        return json.dumps(self.received[-1], ensure_ascii=False)
-
-
-@dataclass
 class Gateway:
     app: App
-    upstream: Upstream
+    upstream: RecordingUpstream
     http: httpx.AsyncClient
 
     def anthropic(self, key: str = KEY) -> anthropic.AsyncAnthropic:
@@ -92,15 +64,8 @@ class Gateway:
                                   http_client=sdk_http(openai, self.app))
 
 
-def sdk_http(sdk: Any, app: App) -> Any:
-    """An in-process HTTP client of the flavour the SDK is built on (httpx or its fork httpx2)."""
-    flavour = "httpx2" if hasattr(sdk._base_client, "httpx2") else "httpx"
-    module = importlib.import_module(flavour)
-    return module.AsyncClient(transport=module.ASGITransport(app=app), timeout=30)
-
-
 async def open_gateway(tmp_path: Path, chunk_tokens: int = 1, extra: str = "") -> AsyncIterator[Gateway]:
-    upstream = Upstream()
+    upstream = RecordingUpstream()
     url = await upstream.start(chunk_tokens)
     path = tmp_path / "passerelle.yaml"
     path.write_text(CONFIG.format(url=url, key=KEY, defense_key=DEFENSE_KEY) + extra)

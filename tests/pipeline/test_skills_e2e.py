@@ -4,11 +4,10 @@ reached as an Anthropic model and as an OpenAI model."""
 
 from __future__ import annotations
 
-import importlib
 import json
 import sqlite3
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,19 +15,16 @@ import anthropic
 import httpx
 import openai
 import pytest
-from aiohttp import web
 
 from passerelle.canonical.text import request_text
 from passerelle.config import load_config
-from passerelle.config.schema import SimulatorConfig
 from passerelle.server.app import App, create_app
 from passerelle.server.skills_gateway import registry_for
 from passerelle.simulator.engine import count_tokens
-from passerelle.simulator.server import SimulatorServer
 from passerelle.skills.registry import SkillRegistry
 from tests.skills.conftest import skill_files
 from tests.support.backends import scale_out
-from tests.support.servers import AppServer
+from tests.support.inprocess import RecordingUpstream, sdk_http
 
 KEY, PLAIN_KEY = "sk-app-skills", "sk-plain-skills"
 DESCRIPTION = "Fills PDF forms field by field. Use when the user has a PDF form."
@@ -51,30 +47,9 @@ keys:
 
 
 @dataclass
-class Upstream:
-    """The simulator behind a recorder of every request body it receives."""
-
-    received: list[dict[str, Any]] = field(default_factory=list)
-    server: AppServer = field(default_factory=AppServer)
-
-    async def start(self) -> str:
-        app = SimulatorServer(SimulatorConfig(mode="echo", chunk_tokens=2)).app()
-
-        @web.middleware
-        async def record(request: web.Request, handler: Any) -> web.StreamResponse:
-            if request.method == "POST":
-                self.received.append(json.loads(await request.read()))
-            response: web.StreamResponse = await handler(request)
-            return response
-
-        app.middlewares.append(record)
-        return await self.server.start(app)
-
-
-@dataclass
 class Gateway:
     app: App
-    upstream: Upstream
+    upstream: RecordingUpstream
     registry: SkillRegistry
     data_dir: Path
 
@@ -87,17 +62,10 @@ class Gateway:
                                   http_client=sdk_http(openai, self.app))
 
 
-def sdk_http(sdk: Any, app: App) -> Any:
-    """An in-process HTTP client of the flavour the SDK is built on (httpx or its fork httpx2)."""
-    flavour = "httpx2" if hasattr(sdk._base_client, "httpx2") else "httpx"
-    module = importlib.import_module(flavour)
-    return module.AsyncClient(transport=module.ASGITransport(app=app), timeout=30)
-
-
 async def open_gateway(tmp_path: Path, extra: str = "", scale: str = "") -> AsyncIterator[Gateway]:
     """The gateway with ``pdf-tools`` (and ``zip-tools``) installed for the key ``app`` alone."""
-    upstream = Upstream()
-    url = await upstream.start()
+    upstream = RecordingUpstream()
+    url = await upstream.start(chunk_tokens=2)
     path = tmp_path / "passerelle.yaml"
     path.write_text(CONFIG.format(url=url, key=KEY, plain=PLAIN_KEY) + extra + scale)
     app = create_app(config=load_config(path, env={}), data_dir=tmp_path / "data")

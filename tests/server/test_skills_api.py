@@ -3,7 +3,6 @@ virtual keys; every answer is also validated against the SDK's own types."""
 
 from __future__ import annotations
 
-import importlib
 import io
 import zipfile
 from collections.abc import AsyncIterator
@@ -20,14 +19,12 @@ from anthropic.types.beta.skills import BetaDeletedSkillVersion, BetaSkillVersio
 from passerelle.server.app import App
 from passerelle.server.skills_gateway import close_registry
 from tests.server.conftest import ADMIN
+from tests.support.inprocess import sdk_http
 
 FIXTURES = Path(__file__).parents[1] / "skills" / "fixtures" / "anthropics" / "skills"
 
 
-def sdk_http(app: App) -> Any:
-    """An in-process client of the flavour the SDK is built on (httpx or its fork httpx2)."""
-    module = importlib.import_module("httpx2" if hasattr(anthropic._base_client, "httpx2") else "httpx")
-    return module.AsyncClient(transport=module.ASGITransport(app=app), timeout=30)
+
 
 
 @pytest.fixture
@@ -44,7 +41,8 @@ async def keys(app: App, client: httpx.AsyncClient) -> AsyncIterator[dict[str, s
 
 
 def sdk(app: App, key: str) -> anthropic.AsyncAnthropic:
-    return anthropic.AsyncAnthropic(base_url="http://gateway", api_key=key, max_retries=0, http_client=sdk_http(app))
+    return anthropic.AsyncAnthropic(base_url="http://gateway", api_key=key, max_retries=0,
+                                    http_client=sdk_http(anthropic, app))
 
 
 def upload(name: str, body: str = "Steps.\n") -> list[Any]:
