@@ -1,11 +1,12 @@
-"""The three ``Counters`` backends behind one fixture, so one suite checks that callers cannot tell them apart.
+"""The four ``Counters`` backends behind one fixture, so one suite checks that callers cannot tell them apart.
 
 Redis runs for real (``PASSERELLE_TEST_REDIS``, default the machine's server) under a unique key
 prefix per test, deleted afterwards.  Its ``a`` and ``b`` are two separate connections sharing the
 prefix: two gateway instances.  SQLite's ``a`` and ``b`` are two connections to one file in the test's
-temporary directory: two worker processes.  The in-process backend has one instance (``a is b``).
-Memory and SQLite take a fake clock, so "time passes" is instant and exact there and a real sleep
-against Redis.  ``run_workers`` starts real worker processes against one SQLite file.
+temporary directory: two worker processes, and so are the shared-memory backend's (two mappings of
+one file).  The in-process backend has one instance (``a is b``).
+Memory, SQLite and shared memory take a fake clock, so "time passes" is instant and exact there and a real sleep
+against Redis.  ``run_workers`` starts real worker processes against one SQLite or shared-memory file.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import redis.asyncio as aioredis
 from passerelle.stores.base import Counters
 from passerelle.stores.counters_memory import MemoryCounters
 from passerelle.stores.counters_redis import RedisCounters
+from passerelle.stores.counters_shm import SharedMemoryCounters
 from passerelle.stores.counters_sqlite import SQLiteCounters
 
 REDIS_URL = os.environ.get("PASSERELLE_TEST_REDIS", "redis://127.0.0.1:6379/0")
@@ -74,7 +76,7 @@ async def delete_prefix(prefix: str) -> None:
         await client.aclose()
 
 
-@pytest.fixture(name="backend", params=["memory", "sqlite", "redis"])
+@pytest.fixture(name="backend", params=["memory", "sqlite", "shm", "redis"])
 async def backend_fixture(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
     if request.param == "memory":
         clock = FakeClock()
@@ -91,6 +93,16 @@ async def backend_fixture(request: pytest.FixtureRequest, tmp_path: Path) -> Asy
         finally:
             await one.aclose()
             await two.aclose()
+        return
+    if request.param == "shm":
+        clock = FakeClock()
+        first, second = (SharedMemoryCounters(tmp_path / "counters.shm", max_cache_entry_bytes=MAX_ENTRY_BYTES,
+                                              clock=clock) for _ in range(2))
+        try:
+            yield Backend("shm", first, second, clock)
+        finally:
+            await first.aclose()
+            await second.aclose()
         return
     prefix = f"test:counters:{uuid.uuid4().hex}:"
     a = await RedisCounters.connect(REDIS_URL, prefix, max_cache_entry_bytes=MAX_ENTRY_BYTES)
@@ -109,10 +121,12 @@ WORKER = """
 import asyncio, json, sys
 from pathlib import Path
 from passerelle.stores.base import Bucket, Charge
+from passerelle.stores.counters_shm import SharedMemoryCounters
 from passerelle.stores.counters_sqlite import SQLiteCounters
 
 async def main(spec):
-    counters = SQLiteCounters(Path(spec["path"]))
+    kind = SharedMemoryCounters if spec["path"].endswith(".shm") else SQLiteCounters
+    counters = kind(Path(spec["path"]))
     await counters.ping()
     print("ready", flush=True)
     await asyncio.to_thread(sys.stdin.readline)

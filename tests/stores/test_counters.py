@@ -1,4 +1,4 @@
-"""One suite for the three ``Counters`` backends: budgets, rate limits, concurrency, flags, response cache."""
+"""One suite for the four ``Counters`` backends: budgets, rate limits, concurrency, flags, response cache."""
 
 from __future__ import annotations
 
@@ -8,8 +8,11 @@ from collections.abc import Sequence
 from contextlib import closing
 from pathlib import Path
 
+import pytest
+
 from passerelle.stores.base import Bucket, Charge, Counters, Slot
 from passerelle.stores.counters_memory import MemoryCounters
+from passerelle.stores.counters_shm import SharedMemoryCounters
 from passerelle.stores.counters_sqlite import SQLiteCounters
 from tests.stores.counters_fixtures import (
     MAX_ENTRY_BYTES,
@@ -326,9 +329,17 @@ async def test_sqlite_sweep_forgets_what_expired(tmp_path: Path) -> None:
         await counters.aclose()
 
 
-async def test_two_processes_sharing_a_file_never_pass_a_hard_budget(tmp_path: Path) -> None:
-    path, limit, reserve = tmp_path / "counters.db", 1000, 19
-    counters = SQLiteCounters(path)
+SHARED_FILES = pytest.mark.parametrize("name", ["counters.db", "counters.shm"])
+
+
+def _shared(path: Path) -> Counters:
+    return SharedMemoryCounters(path) if path.suffix == ".shm" else SQLiteCounters(path)
+
+
+@SHARED_FILES
+async def test_two_processes_sharing_a_file_never_pass_a_hard_budget(tmp_path: Path, name: str) -> None:
+    path, limit, reserve = tmp_path / name, 1000, 19
+    counters = _shared(path)
     try:
         await counters.seed(BUDGET, 0, 3600)
         reasons = await run_workers([{"path": str(path), "tag": tag, "charges": [[BUDGET, limit]],
@@ -341,10 +352,11 @@ async def test_two_processes_sharing_a_file_never_pass_a_hard_budget(tmp_path: P
         await counters.aclose()
 
 
-async def test_two_processes_racing_on_one_bucket_admit_exactly_its_capacity(tmp_path: Path) -> None:
-    # Both processes create the fresh file together: its schema and WAL mode must survive the race.
+@SHARED_FILES
+async def test_two_processes_racing_on_one_bucket_admit_exactly_its_capacity(tmp_path: Path, name: str) -> None:
+    # Both processes create the fresh file together: its layout (SQLite: schema and WAL mode) must survive the race.
     bucket = ["rl:req", 30, 0.0001, 1]
-    reasons = await run_workers([{"path": str(tmp_path / "counters.db"), "tag": tag, "charges": [], "reserve": 0,
+    reasons = await run_workers([{"path": str(tmp_path / name), "tag": tag, "charges": [], "reserve": 0,
                                   "buckets": [bucket], "n": 100} for tag in "ab"])
     every = reasons[0] + reasons[1]
     assert every.count(None) == 30

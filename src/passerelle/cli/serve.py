@@ -102,8 +102,8 @@ def serve(args: argparse.Namespace) -> int:
     if config.store.backend == "embedded":
         # The workers' shared counters start afresh: budgets are re-seeded from the ledger (which
         # a graceful stop flushed), so reservations left by a crash do not linger.
-        for suffix in ("", "-wal", "-shm"):
-            (home / f"counters.db{suffix}").unlink(missing_ok=True)
+        for name in ("counters.shm", "counters.db", "counters.db-wal", "counters.db-shm"):
+            (home / name).unlink(missing_ok=True)
     if workers > 1:
         metrics_dir = home / "metrics"
         shutil.rmtree(metrics_dir, ignore_errors=True)

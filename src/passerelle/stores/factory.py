@@ -22,7 +22,7 @@ async def open_store(config: Config, data_dir: Path) -> Store:
 
 async def open_counters(config: Config, data_dir: Path, workers: int = 1) -> Counters:
     """Redis for several instances; for one instance, in-process counters when it has one worker
-    process and a SQLite file the workers share when it has several (so that N workers never
+    process and a memory-mapped file the workers share when it has several (so that N workers never
     enforce N times a limit)."""
     if config.store.backend == "postgres":
         from passerelle.stores.counters_redis import RedisCounters
@@ -31,10 +31,10 @@ async def open_counters(config: Config, data_dir: Path, workers: int = 1) -> Cou
         return await RedisCounters.connect(config.store.redis_url, config.store.redis_prefix,
                                            config.cache.max_entry_bytes)
     if workers > 1:
-        from passerelle.stores.counters_sqlite import SQLiteCounters
+        from passerelle.stores.counters_shm import SharedMemoryCounters
 
-        return SQLiteCounters(data_dir / "counters.db", max_cache_entry_bytes=config.cache.max_entry_bytes,
-                              max_cache_entries=config.cache.max_entries)
+        return SharedMemoryCounters(data_dir / "counters.shm", max_cache_entry_bytes=config.cache.max_entry_bytes,
+                                    max_cache_entries=config.cache.max_entries)
     from passerelle.stores.counters_memory import MemoryCounters
 
     return MemoryCounters(config.cache.max_entries, max_cache_entry_bytes=config.cache.max_entry_bytes)
