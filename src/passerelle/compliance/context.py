@@ -13,6 +13,7 @@ accented letter is spelled as an alternative (``(?:é|e)``), never inside a char
 from __future__ import annotations
 
 import re
+from functools import cache
 
 WINDOW = 40  # characters before a candidate searched for context words
 
@@ -103,12 +104,24 @@ def _window(text: str, start: int, window: int) -> str:
 
 def near(text: str, start: int, group: str, window: int = WINDOW) -> bool:
     """Whether a word of ``group`` ends in the ``window`` characters before ``start``."""
-    return _LOOKUP[group].search(_window(text, start, window)) is not None
+    return _LOOKUP[group].search(text[max(0, start - window - 1):start].lower()) is not None  # _window, inlined
+
+
+@cache
+def _any_of(groups: tuple[str, ...]) -> re.Pattern[str]:
+    return re.compile(rf"\b(?:{'|'.join(WORDS[group] for group in groups)})(?!\w)")
+
+
+def near_any(text: str, start: int, groups: tuple[str, ...], window: int = WINDOW) -> bool:
+    """Whether a word of any of ``groups`` ends in the ``window`` characters before ``start`` (one search)."""
+    return _any_of(groups).search(_window(text, start, window)) is not None
 
 
 def first_near(text: str, start: int, groups: tuple[str, ...], window: int = WINDOW) -> str | None:
     """The first of ``groups`` found before ``start`` (groups in order of preference), or None."""
     before = _window(text, start, window)
+    if len(groups) > 1 and _any_of(groups).search(before) is None:
+        return None  # the common case, in one search instead of one per group
     return next((group for group in groups if _LOOKUP[group].search(before) is not None), None)
 
 

@@ -23,7 +23,8 @@ from __future__ import annotations
 import threading
 from bisect import bisect_right
 from collections.abc import Collection, Sequence
-from itertools import pairwise
+from itertools import islice
+from operator import attrgetter, le
 
 import hyperscan
 
@@ -32,13 +33,23 @@ from passerelle.compliance.findings import ENTITY_TYPES, Detector, Finding, Patt
 
 # UTF-8 continuation bytes: a string offset is the count of the other bytes before it.
 _CONTINUATION = bytes(range(0x80, 0xC0))
+_START = attrgetter("start")
+_END = attrgetter("end")
+
+
+def _characters(data: bytes, start: int, end: int) -> int:
+    """How many characters the UTF-8 bytes ``data[start:end]`` hold (a match may end inside a character)."""
+    try:
+        return len(data[start:end].decode("utf-8", "surrogatepass"))  # the decoder's ASCII runs are fast
+    except UnicodeDecodeError:  # a character cut at the end: count its first byte
+        return len(data[start:end].translate(None, _CONTINUATION))
 
 
 def resolve(findings: list[Finding]) -> list[Finding]:
     """Non-overlapping findings sorted by start; on overlap the higher score, then the longer, wins."""
     findings = [f for f in findings if f.end > f.start]
-    findings.sort(key=lambda f: (f.start, -f.end))
-    if all(a.end <= b.start for a, b in pairwise(findings)):
+    findings.sort(key=_START)  # findings with the same start overlap: the ranking below decides between them
+    if all(map(le, map(_END, findings), map(_START, islice(findings, 1, None)))):  # each ends before the next
         return findings
     ranked = sorted(findings, key=lambda f: (-f.score, f.start - f.end, f.start, f.type))
     starts: list[int] = []
@@ -59,6 +70,8 @@ class Engine:
 
     def __init__(self, detectors: Sequence[Detector]) -> None:
         self.detectors: tuple[Detector, ...] = tuple(detectors)
+        # A detector made only of patterns may say so (``scans_text = False``): its ``scan`` is not called.
+        self._scanning = tuple(d for d in self.detectors if getattr(d, "scans_text", True))
         patterns: list[Pattern] = []
         produces: list[frozenset[str]] = []  # the types a pattern's validator may return
         for detector in self.detectors:
@@ -125,7 +138,7 @@ class Engine:
             return []
         wanted = None if types is None else frozenset(types)
         found = self._pattern_findings(text, wanted) if self._database is not None else []
-        for detector in self.detectors:
+        for detector in self._scanning:
             if wanted is None or detector.types & wanted:
                 found.extend(detector.scan(text))
         for detector in extra:
@@ -153,23 +166,24 @@ class Engine:
             hits = [hit for hit in hits if mask[hit[2]]]
         hits.sort()
         patterns = self._patterns
-        accepted_end = [-1] * len(patterns)  # per pattern: candidates inside an accepted one are not tried
+        accepted_end: dict[int, int] = {}  # per pattern: candidates inside an accepted one are not tried
         found: list[Finding] = []
         byte_at = char_at = 0
         for start, neg_end, pid in hits:
             if ascii_only:
                 begin, end = start, -neg_end
             else:  # starts ascend, so the byte-to-character count is carried along the text
-                char_at += len(data[byte_at:start].translate(None, _CONTINUATION))
+                char_at += _characters(data, byte_at, start)
                 byte_at = start
                 begin = char_at
-                end = begin + len(data[start:-neg_end].translate(None, _CONTINUATION))
-            if begin < accepted_end[pid]:
+                end = begin + _characters(data, start, -neg_end)
+            if begin < accepted_end.get(pid, -1):
                 continue
             pattern = patterns[pid]
-            finding = (Finding(pattern.entity, begin, end, pattern.score) if pattern.validate is None
-                       else pattern.validate(text, begin, end))
+            validate = pattern.validate
+            finding = Finding(pattern.entity, begin, end, pattern.score) if validate is None \
+                else validate(text, begin, end)
             if finding is not None:
                 found.append(finding)
-                accepted_end[pid] = max(end, finding.end)
+                accepted_end[pid] = end if end > finding.end else finding.end
         return found

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Sequence
+from functools import cache
 
 from stdnum import isbn
 
 from passerelle.compliance.context import near
 from passerelle.compliance.findings import Finding, Pattern
 
-_SEPARATORS = str.maketrans("", "", " -./")
 DIGITS = frozenset("0123456789")
 ALNUM_UPPER = frozenset("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+_ASCII_ALNUM = ALNUM_UPPER | frozenset("abcdefghijklmnopqrstuvwxyz")
 
 
 class PatternDetector:
@@ -20,6 +21,7 @@ class PatternDetector:
 
     name: str = ""
     types: frozenset[str] = frozenset()
+    scans_text = False  # the engine need not call ``scan``
     _patterns: tuple[Pattern, ...] = ()
 
     @property
@@ -32,23 +34,24 @@ class PatternDetector:
 
 def compact(value: str) -> str:
     """The value without spaces, dashes, dots and slashes."""
-    return value.translate(_SEPARATORS)
+    # Four replace() calls take a third of the time of one deleting str.translate().
+    return value.replace(" ", "").replace("-", "").replace(".", "").replace("/", "")
+
+
+@cache
+def _spelled(chars: frozenset[str]) -> str:
+    return "".join(sorted(chars))
 
 
 def value_start(text: str, start: int, end: int, chars: frozenset[str]) -> int:
     """Start of the run of ``chars`` that ends at ``end``: the value after a keyword and its gap."""
-    i = end
-    while i > start and text[i - 1] in chars:
-        i -= 1
-    return i
+    return start + len(text[start:end].rstrip(_spelled(chars)))
 
 
 def extend(text: str, end: int, chars: frozenset[str], limit: int = 4096) -> int:
     """End of the run of ``chars`` that continues at ``end`` (patterns match a fixed minimum)."""
-    stop = min(len(text), end + limit)
-    while end < stop and text[end] in chars:
-        end += 1
-    return end
+    ahead = text[end:end + limit]
+    return end + len(ahead) - len(ahead.lstrip(_spelled(chars)))
 
 
 def tail(text: str, start: int, end: int, chars: frozenset[str], score: float, entity: str,
@@ -63,21 +66,21 @@ def tail(text: str, start: int, end: int, chars: frozenset[str], score: float, e
 
 def one_separator_kind(value: str) -> bool:
     """Digit groups separated consistently ("4111 1111-1111.1111" is not a card as written)."""
+    if value.isascii():  # the usual case, in set operations
+        return len(set(value).difference(_ASCII_ALNUM)) <= 1
     return len({c for c in value if not c.isalnum()}) <= 1
 
 
-_LUHN_DOUBLED = (0, 2, 4, 6, 8, 1, 3, 5, 7, 9)
+_LUHN_DOUBLED = str.maketrans("0123456789", "0246813579")  # a doubled digit, its two digits summed
 
 
 def luhn_ok(digits: str) -> bool:
     """The Luhn check over ASCII digits (python-stdnum's is general and several times slower)."""
-    total = 0
-    for i, c in enumerate(reversed(digits)):
-        d = ord(c) - 48
-        if not 0 <= d <= 9:
-            return False
-        total += _LUHN_DOUBLED[d] if i & 1 else d
-    return total % 10 == 0
+    if not (digits.isascii() and digits.isdigit()):
+        return not digits
+    # Every second digit from the right doubled, then the digit sum: the bytes' sum less the "0"s, in C.
+    mixed = (digits[-1::-2] + digits[-2::-2].translate(_LUHN_DOUBLED)).encode("ascii")
+    return (sum(mixed) - 48 * len(mixed)) % 10 == 0
 
 
 def looks_like_isbn(digits: str) -> bool:

@@ -8,7 +8,7 @@ import re
 
 from stdnum import issn
 
-from passerelle.compliance.context import first_near, near
+from passerelle.compliance.context import first_near, near, near_any
 from passerelle.compliance.detectors.common import (
     PatternDetector,
     a_reference,
@@ -24,15 +24,22 @@ from passerelle.compliance.detectors.phones import valid_phone
 from passerelle.compliance.findings import Finding, Pattern
 
 _PHONE_CONTEXT = ("phone_fr", "phone_de", "phone_en")
+_PHONE_CONTEXT_OR_REFERENCE = (*_PHONE_CONTEXT, "reference")
 _CONTEXT_REGION = {"phone_fr": "FR", "phone_de": "DE", "phone_en": "US"}
 _IPV4_SHAPE = re.compile(r"\d{1,3}(?:\.\d{1,3}){3}")
-_NOT_DIGITS = str.maketrans("", "", " .-/()+")
 _EXTENSION = re.compile(r" ?(?:x|ext\.?) ?\d{1,6}$")
 # "mon numéro : ", "au n° ": a French phone cue right before the number ("numéro de compte" is not one), and only
 # when no reference word (commande, facture...) says otherwise.
 _NUMBER_CUE = re.compile(r"(?:\b(?:mon|ton|son|votre|notre|leur|au|le|ce|du) num(?:é|e)ro|\bn°)[^\w]{0,3}"
                          r"(?:(?:est|c'est|le|du|au)[^\w]{1,3}){0,2}$", re.IGNORECASE)
 _ZIP_OR_ISSN = re.compile(r"\d{5}-\d{4}|\d{4}-\d{3}[\dX]")
+
+
+def _cue_before(text: str, start: int) -> bool:
+    begin = max(0, start - 30)
+    before = text[begin:start].lower()
+    # The cue holds "num" or "n°": most windows have neither, and the regex is slow to say so.
+    return ("num" in before or "n°" in before) and _NUMBER_CUE.search(text, begin, start) is not None
 
 
 def _regions(digits: str, context: str | None) -> list[str]:
@@ -59,54 +66,56 @@ def _national_shape(value: str, digits: str) -> bool:
 
 
 def _phone(text: str, start: int, end: int) -> Finding | None:
-    # Cheapest tests first: digit groups of dates, cards and IBANs come here too.
-    if glued(text, start, end) or embedded(text, start, end):
-        return None
+    # Cheapest tests first: digit groups of dates, cards and IBANs come here too.  Every test but the last ones
+    # rejects, so their order is only a matter of speed.
     value = text[start:end]
     if "x" in value:
         extension = _EXTENSION.search(value)  # "x926", "ext. 12": part of the finding, not of the number
         if extension is not None:
             value = value[:extension.start()]
-    digits = value.translate(_NOT_DIGITS)
-    if not 7 <= len(digits) <= 15 or looks_like_date(value) or _IPV4_SHAPE.fullmatch(value) or looks_like_isbn(digits):
+    digits = value.replace(" ", "").replace(".", "").replace("-", "").replace("/", "").replace("(", "") \
+        .replace(")", "").replace("+", "")
+    if not 7 <= len(digits) <= 15 or glued(text, start, end) or embedded(text, start, end) or \
+            trivial_digits(digits) or looks_like_date(value) or _IPV4_SHAPE.fullmatch(value) or looks_like_isbn(digits):
         return None
-    if trivial_digits(digits):
-        return None
-    context = first_near(text, start, _PHONE_CONTEXT)
-    if a_reference(text, start, context is not None):
-        return None
-    if context is None and _NUMBER_CUE.search(text, max(0, start - 30), start) and not a_reference(text, start, False):
-        context = "phone_fr"
-    bonus = 0.1 if context is not None else 0.0  # scores stay on two decimals: 0.8 + 0.1 is 0.9
     if value.count(".") == 1 and value.replace(".", "").lstrip("+").isdigit():
         return None  # +35236450.6 is a decimal number
     if _ZIP_OR_ISSN.fullmatch(value) and (len(value) == 10 or issn.is_valid(value)):
         return None  # 02110-1301 is a ZIP+4 code, 0209-9683 an ISSN
+    international = value[0] == "+" or value.startswith("00")
+    grouped = not value.isdigit()
+    if grouped and not international and not _national_shape(value, digits):
+        return None
+    context = None
+    if near_any(text, start, _PHONE_CONTEXT_OR_REFERENCE):  # one search for the common case of neither
+        context = first_near(text, start, _PHONE_CONTEXT)
+        if a_reference(text, start, context is not None):
+            return None
+    if context is None and _cue_before(text, start):
+        context = "phone_fr"
+    bonus = 0.1 if context is not None else 0.0  # scores stay on two decimals: 0.8 + 0.1 is 0.9
     if value.startswith("00") and value.isdigit() and context is None:
         return None  # "003235472598" between colons is an account id; 0033 6... is written grouped
-    if value[0] == "+" or value.startswith("00"):
+    if international:
         number = "+" + value[2:] if value[0] == "0" else value
         return Finding("PHONE", start, end, round(0.9 + bonus, 2)) if valid_phone(number, None) else None
-    grouped = not value.isdigit()
     if not grouped and context is None:
         return None  # a bare run of digits is an id, an order number, a literal, until a keyword says otherwise
-    if grouped and not _national_shape(value, digits):
-        return None
     for region in _regions(digits, context):
         if valid_phone(value, region):
             return Finding("PHONE", start, end, round((0.8 if grouped else 0.75) + bonus, 2))
     return None
 
 
-_LOCAL_PART = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._%+-")
+_LOCAL_PART = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._%+-"
 
 
 def _email(text: str, start: int, end: int) -> Finding | None:
-    # The pattern starts one character before "@" (a literal-led pattern is much faster to scan).
+    # The pattern starts one character before "@" (a literal-led pattern is much faster to scan): the local part
+    # is the run of its characters, at most 64, that ends there.
     at = start + 1
-    begin = start
-    while begin > 0 and text[begin - 1] in _LOCAL_PART and at - begin < 64:
-        begin -= 1
+    before = text[max(0, at - 64):at]
+    begin = at - len(before) + len(before.rstrip(_LOCAL_PART))
     while text[begin] in ".-+":
         begin += 1
     local = text[begin:at]
@@ -116,11 +125,11 @@ def _email(text: str, start: int, end: int) -> Finding | None:
 
 
 def _ipv4(text: str, start: int, end: int) -> Finding | None:
-    try:
-        address = ipaddress.IPv4Address(text[start:end])
-    except ValueError:
-        return None
-    if address.is_loopback or address.is_unspecified:  # 127.0.0.1 and 0.0.0.0 point at no one
+    value = text[start:end]
+    octets = value.split(".")  # four groups of 1-3 ASCII digits (the pattern's)
+    if any(int(o) > 255 or (o[0] == "0" and len(o) > 1) for o in octets):
+        return None  # what ipaddress.IPv4Address refuses of them: a group over 255, leading zeros
+    if octets[0] == "127" or value == "0.0.0.0":  # loopback and unspecified addresses point at no one
         return None
     # 1.2.3.4.5 and v1.2.3.4 are versions or OIDs, not addresses.
     dotted_before = start >= 2 and text[start - 1] == "." and text[start - 2].isdigit()

@@ -21,6 +21,8 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Callable, Sequence
+from functools import lru_cache
+from itertools import islice
 
 from passerelle.compliance.detectors.codewords import codeword_pattern
 from passerelle.compliance.findings import Finding, Pattern
@@ -103,6 +105,7 @@ _CONTROL_NAMES = {"NF": "NOFORN", "OC": "ORCON", "PR": "PROPIN", "IMC": "IMCON",
                   "LAW ENFORCEMENT SENSITIVE": "LES"}
 
 
+@lru_cache(maxsize=1024)  # a few dozen level spellings
 def _plain(text: str) -> str:
     """Uppercase, without accents, one spelling of OFFICIAL-SENSITIVE."""
     text = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
@@ -127,7 +130,7 @@ def _subtype(system: str, level: str, controls: str, text: str, start: int) -> s
         window = text[max(0, start - 300) : start + 300]
         if "OFFICIAL" in window or "UK EYES" in window or "HMG" in window:
             system = "UK"
-        elif level == "SECRET" and len(_FRENCH_HINT.findall(window)) >= 3:
+        elif level == "SECRET" and len(list(islice(_FRENCH_HINT.finditer(window), 3))) == 3:
             system = "FR"
     elif "UK EYES" in controls:
         system = "UK"
@@ -235,6 +238,7 @@ class DefenseDetector:
 
     name = "defense"
     types = frozenset({"CLASSIFICATION_MARKING", "EXPORT_CONTROL", "CODEWORD"})
+    scans_text = False  # the engine need not call ``scan``
 
     def __init__(self, codewords: Sequence[str] = ()) -> None:
         patterns = [

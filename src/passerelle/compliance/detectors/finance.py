@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from functools import cache
 
 from stdnum import bic, iban, numdb
+from stdnum.es import ccc
 from stdnum.eu import vat
-from stdnum.fr import siren, siret
 from stdnum.gb import vat as gb_vat
 from stdnum.us import rtn
 
@@ -81,14 +83,14 @@ def _card(text: str, start: int, end: int) -> Finding | None:
     grouped = len(digits) != len(value)
     if grouped and (not one_separator_kind(value) or continues(text, start, end, value[4])):
         return None  # "4111 1111-1111.1111", or four groups out of a longer run (an IBAN, a parcel number)
-    if not luhn_ok(digits):
+    if not luhn_ok(digits) or looks_like_isbn(digits):
         return None
     context = near(text, start, "card")
     if not context and not grouped and len(digits) not in _USUAL_LENGTH[brand]:
         return None  # big integers in code and data (seeds, ids, parcels) rarely have a brand's usual length
     if brand == "DINERS" and not context and not _DINERS_GROUPS.fullmatch(value) and not near(text, start, "payment"):
         return None  # a 14-digit 30/36/38/39... number is a SIRET far more often, unless paid with or written 4-6-4
-    if looks_like_isbn(digits) or a_reference(text, start, context):
+    if a_reference(text, start, context):
         return None
     return Finding("CREDIT_CARD", start, end, 1.0 if context else 0.95, brand)
 
@@ -137,10 +139,17 @@ def _iban_ok(number: str) -> bool:
     shape = _BBAN_SHAPES.get(number[:2])
     if shape is None:
         return iban.is_valid(number)
-    return shape.fullmatch(number, 4) is not None and (_IBAN_MODULE.get(number[:2]) is None or iban.is_valid(number))
+    if shape.fullmatch(number, 4) is None:
+        return False
+    national = _IBAN_NATIONAL.get(number[:2])
+    return national is None or national(number)
 
 
-_IBAN_MODULE = {country: iban._get_cc_module(country) for country in _BBAN_SHAPES}
+# The national checks: a country's module repeats the generic checks above before its own (iban.is_valid would
+# run them twice more); Spain's own check is its CCC's, in python-stdnum's ``es.ccc``.
+_IBAN_NATIONAL: dict[str, Callable[[str], bool]] = {
+    country: module.is_valid for country in _BBAN_SHAPES if (module := iban._get_cc_module(country)) is not None}
+_IBAN_NATIONAL["ES"] = lambda number: ccc.is_valid(number[4:])
 
 
 def _iban(text: str, start: int, end: int) -> Finding | None:
@@ -150,13 +159,11 @@ def _iban(text: str, start: int, end: int) -> Finding | None:
 
 def _bic(text: str, start: int, end: int) -> Finding | None:
     code = text[start:end]
-    if not bic.is_valid(code):
-        return None
     if near(text, start, "bic"):
-        return Finding("SWIFT_BIC", start, end, 0.95)
+        return Finding("SWIFT_BIC", start, end, 0.95) if bic.is_valid(code) else None
     # Without its keyword, a BIC must not read as a word or a constant: "CUSTOMER" is shaped like one (ME is
     # a country), so are "SPLINE16", "BINUNICODE8" and "EXAMPLE1111".  The XXX primary-office branch is not.
-    if code.endswith("XXX") and text[start - 1:start] not in ("-", "_"):
+    if code.endswith("XXX") and text[start - 1:start] not in ("-", "_") and bic.is_valid(code):
         return Finding("SWIFT_BIC", start, end, 0.7)
     return None
 
@@ -198,10 +205,21 @@ def _ethereum(text: str, start: int, end: int) -> Finding | None:
         else None
 
 
+@cache
+def _vat_module(country: str) -> Callable[[str], bool] | None:
+    """The country's own check: vat.is_valid's, without cleaning the number once more."""
+    module = vat._get_cc_module(country)
+    return module.is_valid if module is not None else None
+
+
 def _vat(text: str, start: int, end: int) -> Finding | None:
     number = compact(text[start:end])
     country = number[:2]
-    valid = gb_vat.is_valid(number[2:]) if country in ("GB", "XI") else vat.is_valid(number)
+    if country in ("GB", "XI"):
+        valid = gb_vat.is_valid(number[2:])
+    else:
+        check = _vat_module(country)
+        valid = check is not None and check(number)
     if not valid:
         return None
     return Finding("EU_VAT", start, end, 1.0 if near(text, start, "vat") else 0.9, country)
@@ -213,15 +231,25 @@ def _siren(text: str, start: int, end: int) -> Finding | None:
     if embedded(text, start, end) or glued(text, start, end) or not near(text, start, "company"):
         return None
     number = compact(text[start:end])
-    return Finding("FR_SIREN", start, end, 0.95) if luhn_ok(number) and siren.is_valid(number) else None
+    # Nine ASCII digits (the pattern's): python-stdnum's siren.is_valid is the Luhn check, after cleaning.
+    return Finding("FR_SIREN", start, end, 0.95) if luhn_ok(number) else None
+
+
+def siret_ok(number: str) -> bool:
+    """python-stdnum's siret.validate over 14 ASCII digits (the pattern's), without its cleaning: the SIREN's Luhn
+    check and the establishment's, or for La Poste's establishments a digit sum that is a multiple of 5."""
+    if number.startswith("356000000") and number != "35600000000048":
+        if (sum(number.encode("ascii")) - 48 * len(number)) % 5:
+            return False
+    elif not luhn_ok(number):
+        return False
+    return luhn_ok(number[:9])
 
 
 def _siret(text: str, start: int, end: int) -> Finding | None:
     value = text[start:end]
     number = compact(value)
-    # Luhn first (La Poste's establishments use a digit sum instead): python-stdnum decides the few that pass.
-    if not (luhn_ok(number) or number.startswith("356000000")) or not siret.is_valid(number) or \
-            embedded(text, start, end) or glued(text, start, end):
+    if not siret_ok(number) or embedded(text, start, end) or glued(text, start, end):
         return None
     if near(text, start, "company"):
         return Finding("FR_SIRET", start, end, 1.0)  # above a card reading of the same digits

@@ -30,17 +30,19 @@ def itin_valid(number: str) -> bool:
 
 def _ssn_or_itin(text: str, start: int, end: int) -> Finding | None:
     value = text[start:end]
-    number = compact(value)
     if embedded(text, start, end) or glued(text, start, end):
         return None
+    context = first_near(text, start, ("ssn", "itin"))
+    if context is None and len(value) == 9:
+        return None  # a bare 9-digit number is anything without its keyword
+    number = compact(value)
     # An ITIN starts with 9, which no SSN does: one pattern serves both.
     entity, valid = ("US_ITIN", itin_valid(number)) if number[0] == "9" else ("US_SSN", ssn.is_valid(number))
     if not valid:
         return None
-    context = first_near(text, start, ("ssn", "itin"))
     if context is not None:
         return Finding(entity, start, end, 0.95)
-    if len(value) == 9 or a_reference(text, start, False):  # a bare 9-digit number is anything without its keyword
+    if a_reference(text, start, False):
         return None
     return Finding(entity, start, end, 0.85 if "-" in value else 0.7)
 
@@ -65,18 +67,18 @@ def nhs_valid(number: str) -> bool:
 
 def _nhs(text: str, start: int, end: int) -> Finding | None:
     value = text[start:end]
-    if not nhs_valid(compact(value)) or embedded(text, start, end) or glued(text, start, end):
-        return None
-    if near(text, start, "nhs"):
-        return Finding("UK_NHS", start, end, 0.95)
-    if a_reference(text, start, False):
-        return None
+    context = near(text, start, "nhs")
     # Mod 11 passes one 10-digit number in eleven: alone, only the NHS's own 3 3 4 spacing counts,
     # and a US phone number written the same way stays a phone number (PHONE scores higher).
-    if value.count(" ") == 2 and len(value) == 12 and first_near(text, start, ("phone_en", "phone_fr", "phone_de")) \
-            is None:
-        return Finding("UK_NHS", start, end, 0.65)
-    return None
+    spaced = value.count(" ") == 2 and len(value) == 12
+    if not (context or spaced) or not nhs_valid(compact(value)) or embedded(text, start, end) or \
+            glued(text, start, end):
+        return None
+    if context:
+        return Finding("UK_NHS", start, end, 0.95)
+    if a_reference(text, start, False) or first_near(text, start, ("phone_en", "phone_fr", "phone_de")) is not None:
+        return None
+    return Finding("UK_NHS", start, end, 0.65)
 
 
 _NINO_BAD_PREFIXES = frozenset({"BG", "GB", "NK", "KN", "TN", "NT", "ZZ"})

@@ -41,6 +41,7 @@ def _words(text: str) -> frozenset[str]:
 # Word flags: one table lookup per capitalised word.
 GIVEN, SUR, AMB, COMMON, TITLE, CUE, PART, SUFFIX, COMPANY, CAPS, INITIAL, END = (1 << i for i in range(12))
 _NAME = GIVEN | SUR
+_BREAK = TITLE | CUE | COMMON | SUFFIX | COMPANY  # words that end a segment of name words
 
 _WORDS: dict[int, str] = {
     TITLE: "mr mrs ms miss mx dr drs prof professor sir dame lord lady rev mme mmes mlle mlles me pr maître "
@@ -174,24 +175,25 @@ class _Triggers:
         literals = sorted(forms)  # a stable order: the cache key depends on it
         self.kinds = [forms[lit] for lit in literals]
         self.lengths = [len(lit) for lit in literals]
+        # From a match's end to the trigger's position: the next word's start for a cue, else the literal's start.
+        self._shifts = [0 if kind & _NEXT else length for kind, length in zip(self.kinds, self.lengths, strict=True)]
         self.words = compile_cached(literals, list(range(len(literals))), [0] * len(literals), literal=True)
         self._local = threading.local()
         _release_heap()
 
     def find(self, text: str) -> list[tuple[int, int]]:
         """(start, kind) of every trigger, in text order."""
-        local = self._local
-        if not hasattr(local, "words"):  # scratch space is per thread
-            local.words = hyperscan.Scratch(self.words)
+        scratch = getattr(self._local, "words", None)
+        if scratch is None:  # scratch space is per thread
+            scratch = self._local.words = hyperscan.Scratch(self.words)
         data = text.encode("latin-1", "replace")
         found: list[tuple[int, int]] = []
-        kinds, lengths = self.kinds, self.lengths
+        append, kinds, shifts = found.append, self.kinds, self._shifts
 
         def on_word(i: int, _from: int, to: int, _flags: int, _ctx: object) -> None:
-            kind = kinds[i]
-            found.append((to if kind & _NEXT else to - lengths[i], kind))
+            append((to - shifts[i], kinds[i]))
 
-        self.words.scan(data, match_event_handler=on_word, scratch=local.words)
+        self.words.scan(data, match_event_handler=on_word, scratch=scratch)
         found.sort()
         return found
 
@@ -241,10 +243,11 @@ class PersonDetector:
     def scan(self, text: str) -> list[Finding]:
         out: list[Finding] = []
         done = 0  # end of the last run judged
+        size = len(text)
         for start, kind in self._triggers.find(text):
             if kind & _NEXT:  # a cue: the name is the next word ("name is Marie", "Nom : Dupont")
                 pos = start
-                while pos < len(text) and text[pos] in " \t\xa0:":
+                while pos < size and text[pos] in " \t\xa0:":
                     pos += 1
                 if pos < done or not text[pos : pos + 1].isupper():
                     continue
@@ -259,6 +262,8 @@ class PersonDetector:
                 self._run(text, pos, run.group(), 0.75, out)
                 done = run.end()
                 continue
+            if start < done:
+                continue  # inside a judged run (the compound and capitals below only move the start back)
             if start and text[start - 1] == "-":  # "Jean-Marie", "Hans-Herbert": the compound starts before
                 m = _COMPOUND_START.search(text, max(0, start - 40), start)
                 start = m.start() if m is not None else start
@@ -308,14 +313,16 @@ class PersonDetector:
             pos += len(word) + 1
             if word.islower():  # a particle the run pattern let in: "de la", "van"
                 if seg or evidence:
-                    seg.append((s, s + len(word), PART))
+                    seg.append((s, pos - 1, PART))
                 continue
-            dot = word.endswith(".")
-            word = word.rstrip(".'\u2019-")
-            if word[-2:-1] in ("'", "\u2019") and word[-1:] == "s":
-                word = word[:-2]  # "Kevin Fowler's appointment": the name without the possessive
+            dot = False
+            if word[-1] in ".'\u2019-s":  # most words end with a letter and keep it
+                dot = word[-1] == "."
+                word = word.rstrip(".'\u2019-")
+                if word[-1] == "s" and word[-2:-1] in ("'", "\u2019"):
+                    word = word[:-2]  # "Kevin Fowler's appointment": the name without the possessive
             e = s + len(word)
-            if len(word) == 1:
+            if e - s == 1:
                 flags = INITIAL if dot else COMMON
                 if word == "M" and dot and not (seg and seg[-1][2] & GIVEN):
                     flags = TITLE  # "M. Dupont": Monsieur; but "Jean M. Dupont" has a middle initial
@@ -326,11 +333,12 @@ class PersonDetector:
                 elif dot:
                     e += 1  # an initial keeps its period
             else:
-                flags_or_none = table.get(word.lower())  # the common case, without a call
+                low = word.lower()
+                flags_or_none = table.get(low)  # the common case, without a call
                 flags = self._flags(word) if flags_or_none is None or word.isupper() else flags_or_none
-                if dot and not (flags & TITLE and word.lower() in _ABBREVIATED_TITLES):
+                if dot and not (flags & TITLE and low in _ABBREVIATED_TITLES):
                     flags = COMMON if flags & TITLE else flags | END  # the period ends a sentence ("Frau.")
-            if flags & (TITLE | CUE | COMMON | SUFFIX | COMPANY):
+            if flags & _BREAK:
                 if seg and not flags & COMPANY:  # "Heath Ltd" is a company
                     self._judge(text, seg, evidence, out)
                 seg = []
@@ -374,7 +382,7 @@ class PersonDetector:
             last = text[seg[-1][0] : end].lower()
             if last in _STREET_TYPES or text[start:end].lower().replace(" ", "_") in _PLACES:
                 return
-        before = text[max(0, start - 24) : start].lower().split()
+        before = text[max(0, start - 24) : start].lower().rsplit(None, 2)  # the last two words are enough
         if before:
             last = before[-1].rstrip(".")
             if before[-1].rstrip(",")[-1:].isdigit() or last in _STREETS:

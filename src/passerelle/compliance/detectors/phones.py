@@ -14,15 +14,17 @@ National-prefix rules are applied as phonenumbers applies them, rewriting ones i
 from __future__ import annotations
 
 import re
-from functools import cache
+from functools import cache, lru_cache
 
 import phonenumbers
 from phonenumbers import PhoneMetadata
 
 _TYPES = ("premium_rate", "toll_free", "shared_cost", "voip", "personal_number", "pager", "uan", "voicemail",
           "fixed_line", "mobile")
-_Desc = tuple[frozenset[int], re.Pattern[str]]
+_Desc = tuple[frozenset[int], str]
+_Parsing = tuple[re.Pattern[str] | None, str | None, re.Pattern[str], tuple[int, ...], frozenset[int]]
 _NON_DIGITS = re.compile(r"[^0-9]")
+_PLAIN = re.compile(r"[0-9 ()./-]*")  # digits and the separators phonenumbers skips, nothing it would read
 
 
 def _desc(desc: object, fallback: frozenset[int]) -> _Desc | None:
@@ -30,35 +32,29 @@ def _desc(desc: object, fallback: frozenset[int]) -> _Desc | None:
     if pattern is None:
         return None
     lengths = frozenset(getattr(desc, "possible_length", None) or ()) or fallback
-    return lengths, re.compile(pattern)
+    return lengths, pattern
+
+
+@lru_cache(maxsize=2048)
+def _fit(country_code: int, n: int) -> re.Pattern[str] | None:
+    """What a valid ``n``-digit national number of ``country_code`` matches: per region of the code, its general
+    pattern (a lookahead) and those of its number types that allow ``n`` digits, in one regex (one call into the
+    regex engine instead of a Python loop over regions and types); None when no region allows ``n`` digits."""
+    branches = []
+    for region in phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(country_code, ()):
+        metadata = PhoneMetadata.metadata_for_region(region)
+        general = _desc(metadata.general_desc, frozenset()) if metadata is not None else None
+        if general is None or (general[0] and n not in general[0]):
+            continue
+        types = [_desc(getattr(metadata, name, None), general[0]) for name in _TYPES]
+        fitting = dict.fromkeys(p for lengths, p in filter(None, types) if not lengths or n in lengths)
+        if fitting:
+            branches.append(f"(?=(?:{general[1]})\\Z)(?:{'|'.join(f'(?:{p})' for p in fitting)})")
+    return re.compile("|".join(branches)) if branches else None
 
 
 @cache
-def _region(region: str) -> tuple[_Desc, tuple[_Desc, ...]] | None:
-    metadata = PhoneMetadata.metadata_for_region(region)
-    if metadata is None:
-        return None
-    general = _desc(metadata.general_desc, frozenset())
-    if general is None:
-        return None
-    types = tuple(d for d in (_desc(getattr(metadata, name, None), general[0]) for name in _TYPES) if d is not None)
-    return general, types
-
-
-def _fits(national: str, region: str) -> bool:
-    descs = _region(region)
-    if descs is None:
-        return False
-    (lengths, pattern), types = descs
-    n = len(national)
-    if (lengths and n not in lengths) or pattern.fullmatch(national) is None:
-        return False
-    return any((not ls or n in ls) and p.fullmatch(national) is not None for ls, p in types)
-
-
-@cache
-def _parsing(region: str) -> tuple[re.Pattern[str] | None, str | None, re.Pattern[str], tuple[int, ...],
-                                   frozenset[int]] | None:
+def _parsing(region: str) -> _Parsing | None:
     """What parsing a national number with ``region`` uses: its national-prefix rule, the rule's rewriting, the
     general pattern and its possible lengths (and the local-only ones)."""
     metadata = PhoneMetadata.metadata_for_region(region)
@@ -72,14 +68,11 @@ def _parsing(region: str) -> tuple[re.Pattern[str] | None, str | None, re.Patter
             frozenset(general.possible_length_local_only or ()))
 
 
-def _national_form(national: str, region: str) -> str | None:
-    """The national significant number phonenumbers keeps after the region's national prefix (as its
-    ``_maybe_strip_national_prefix_carrier_code`` and length test do); None if the region has no metadata."""
-    parsing = _parsing(region)
-    if parsing is None:
-        return None
-    rule, rewrite, general, lengths, local_only = parsing
-    match = rule.match(national) if rule is not None else None
+def _strip_national_prefix(national: str, parsing: _Parsing) -> str:
+    """The number after the region's national prefix, as phonenumbers' ``_maybe_strip_national_prefix_carrier_code``
+    strips it (rewriting rules included), before any length test."""
+    rule, rewrite, general, _, _ = parsing
+    match = rule.match(national) if rule is not None and national else None
     if match is None:
         return national
     groups = match.groups()
@@ -89,10 +82,39 @@ def _national_form(national: str, region: str) -> str | None:
         form = national[match.end():]
     if general.fullmatch(national) is not None and general.fullmatch(form) is None:
         return national  # the original was viable and the stripped number is not
+    return form
+
+
+def _national_form(national: str, region: str) -> str | None:
+    """The national significant number phonenumbers keeps after the region's national prefix (as its
+    ``_maybe_strip_national_prefix_carrier_code`` and length test do); None if the region has no metadata."""
+    parsing = _parsing(region)
+    if parsing is None:
+        return None
+    form = _strip_national_prefix(national, parsing)
+    if form == national:
+        return national
+    lengths, local_only = parsing[3], parsing[4]
     n = len(form)
     if not lengths or n in local_only or n < lengths[0] or (n <= lengths[-1] and n not in lengths):
         return national  # too short, local only or an impossible length: phonenumbers keeps the original
     return form
+
+
+def _own_country_code(digits: str, region: str, code_digits: str) -> str | None:
+    """National digits that start with the region's own country code ("1 571 230 8707" in the US), read as
+    phonenumbers' ``_maybe_extract_country_code`` reads them: the number after the code when the whole is not
+    viable and the rest is, or when the whole is too long; else None (the digits are a national number)."""
+    parsing = _parsing(region)
+    if parsing is None:
+        return None
+    general, lengths, local_only = parsing[2], parsing[3], parsing[4]
+    rest = _strip_national_prefix(digits[len(code_digits):], parsing)
+    n = len(digits)
+    too_long = bool(lengths) and lengths[0] != -1 and n not in local_only and n > lengths[-1]
+    if (general.fullmatch(digits) is None and general.fullmatch(rest) is not None) or too_long:
+        return rest
+    return None
 
 
 def _decide(country_code: int, national: str, region: str) -> bool | None:
@@ -100,15 +122,18 @@ def _decide(country_code: int, national: str, region: str) -> bool | None:
     form = _national_form(national, region)
     if form is None:
         return None
-    return any(_fits(form, r) for r in phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(country_code, ()))
+    fit = _fit(country_code, len(form))
+    return fit is not None and fit.fullmatch(form) is not None
 
 
 @cache
-def _dialling_prefix(region: str) -> re.Pattern[str]:
-    """The region's international dialling prefix ("00", "011"...): phonenumbers reads a country code after it."""
+def _home(region: str) -> tuple[int, str, re.Pattern[str]] | None:
+    """The region's country code (as a number and as digits) and its international dialling prefix ("00",
+    "011"...: phonenumbers reads a country code after it); None without metadata."""
     metadata = PhoneMetadata.metadata_for_region(region)
-    prefix = metadata.international_prefix if metadata is not None else None
-    return re.compile(prefix or "00")
+    if metadata is None or metadata.country_code is None:
+        return None
+    return metadata.country_code, str(metadata.country_code), re.compile(metadata.international_prefix or "00")
 
 
 def _slow(number: str, region: str | None) -> bool:
@@ -133,10 +158,21 @@ def valid_phone(number: str, region: str | None) -> bool:
         else:
             return False
     elif region is not None:
-        metadata = PhoneMetadata.metadata_for_region(region)
-        if metadata is None or metadata.country_code is None:
+        home = _home(region)
+        if home is None:
             return _slow(number, region)
-        if digits.startswith(str(metadata.country_code)) or _dialling_prefix(region).match(digits):
-            return _slow(number, region)  # the country code without "+", or an international dialling prefix
-        decided = _decide(metadata.country_code, digits, region)
+        country_code, code_digits, dialling_prefix = home
+        if dialling_prefix.match(digits):
+            return _slow(number, region)  # an international dialling prefix: phonenumbers reads a country code
+        if digits.startswith(code_digits):  # the country code without "+", or a national number that starts alike
+            if not _PLAIN.fullmatch(number):
+                return _slow(number, region)
+            rest = _own_country_code(digits, region, code_digits)
+            if rest is not None:
+                form = _national_form(rest, phonenumbers.region_code_for_country_code(country_code))
+                if len(rest) < 2 or form is None or len(form) > 17:
+                    return False  # phonenumbers: too short or too long a national number
+                fit = _fit(country_code, len(form))
+                return fit is not None and fit.fullmatch(form) is not None
+        decided = _decide(country_code, digits, region)
     return _slow(number, region) if decided is None else decided
