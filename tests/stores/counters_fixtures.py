@@ -84,22 +84,13 @@ async def backend_fixture(request: pytest.FixtureRequest, tmp_path: Path) -> Asy
         yield Backend("memory", counters, counters, clock)
         await counters.aclose()
         return
-    if request.param == "sqlite":
+    if request.param in ("sqlite", "shm"):  # two instances on one file: two worker processes
         clock = FakeClock()
-        one, two = (SQLiteCounters(tmp_path / "counters.db", max_cache_entry_bytes=MAX_ENTRY_BYTES, clock=clock)
-                    for _ in range(2))
+        kind, name = (SQLiteCounters, "counters.db") if request.param == "sqlite" else \
+            (SharedMemoryCounters, "counters.shm")
+        first, second = (kind(tmp_path / name, max_cache_entry_bytes=MAX_ENTRY_BYTES, clock=clock) for _ in range(2))
         try:
-            yield Backend("sqlite", one, two, clock)
-        finally:
-            await one.aclose()
-            await two.aclose()
-        return
-    if request.param == "shm":
-        clock = FakeClock()
-        first, second = (SharedMemoryCounters(tmp_path / "counters.shm", max_cache_entry_bytes=MAX_ENTRY_BYTES,
-                                              clock=clock) for _ in range(2))
-        try:
-            yield Backend("shm", first, second, clock)
+            yield Backend(request.param, first, second, clock)
         finally:
             await first.aclose()
             await second.aclose()

@@ -74,6 +74,10 @@ def _key(kind: bytes, name: str) -> bytes:
 _counter_key = functools.lru_cache(maxsize=4096)(_key)  # the few counters every request names; not holders
 
 
+def _holder_key(counter: str, request_id: str) -> bytes:
+    return _key(HOLDER, f"{counter}\0{request_id}")
+
+
 class TableFull(RuntimeError):
     """More live counters (or held slots) than the file has records for."""
 
@@ -194,14 +198,14 @@ class _State:
     def hold(self, at: int, slot: Slot, request_id: str) -> None:
         key, _, count, earliest, _, _ = RECORD.unpack_from(self.buf, at)
         lease = self.now + slot.lease_s
-        holder = self.holders.place(_key(HOLDER, f"{slot.counter}\0{request_id}"), (HOLDER, 0, -NEVER, 0.0, 0.0))
+        holder = self.holders.place(_holder_key(slot.counter, request_id), (HOLDER, 0, -NEVER, 0.0, 0.0))
         _, _, _, previous, _, _ = RECORD.unpack_from(self.buf, holder)
         RECORD.pack_into(self.buf, holder, self.buf[holder:holder + 16], HOLDER,
                          int.from_bytes(key[:8], "little", signed=True), lease, 0.0, 0.0)
         RECORD.pack_into(self.buf, at, key, SLOT, count + (previous <= self.now), min(earliest, lease), 0.0, 0.0)
 
     def release(self, slot: Slot, request_id: str) -> None:
-        holder = self.holders.find(_key(HOLDER, f"{slot.counter}\0{request_id}"))
+        holder = self.holders.find(_holder_key(slot.counter, request_id))
         if holder < 0:
             return
         _, _, _, lease, _, _ = RECORD.unpack_from(self.buf, holder)
@@ -281,7 +285,7 @@ class SharedMemoryCounters:
             admission = decide_admit(charges, reserve_pico, buckets, slots, values, tokens, holding)
             if admission.ok:
                 for slot in slots:  # allocates holder records first: a full table then changes nothing
-                    s.holders.place(_key(HOLDER, f"{slot.counter}\0{request_id}"), (HOLDER, 0, -NEVER, 0.0, 0.0))
+                    s.holders.place(_holder_key(slot.counter, request_id), (HOLDER, 0, -NEVER, 0.0, 0.0))
                 for at, value in zip(charge_at, values, strict=True):
                     assert value is not None  # an absent charge refuses
                     s.put_charge(at, value + reserve_pico)
