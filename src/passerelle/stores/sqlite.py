@@ -21,6 +21,7 @@ from typing import TypeVar
 from passerelle.stores.migrations import migrate_sqlite
 from passerelle.stores.sql_common import Row
 from passerelle.stores.sql_store import SQLStore, TxKind
+from passerelle.stores.sqlite_conn import connect_shared
 
 T = TypeVar("T")
 
@@ -49,21 +50,12 @@ class SQLiteStore(SQLStore):
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self._tx_lock = asyncio.Lock()
         self._tokens = itertools.count(1)
         self._open: int | None = None  # the token of the transaction in progress
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        try:
-            # Worker processes of one machine open the same file: wait for each other's locks, never fail.
-            self._db.execute("PRAGMA busy_timeout=5000")
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA foreign_keys=ON")
-            migrate_sqlite(self._db)
-        except BaseException:
-            self._db.close()
-            raise
+        # Worker processes of one machine open the same file: they take turns, then wait for each other's locks.
+        self._db = connect_shared(path, 5000, ["foreign_keys=ON"], migrate_sqlite)
 
     # synchronous access for the CLI, before any event loop runs
     def _run(self, sql: str, params: tuple[object, ...] = ()) -> list[tuple[object, ...]]:

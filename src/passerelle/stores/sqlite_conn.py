@@ -17,6 +17,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TypeVar
 
+from passerelle.stores.counters_sqlite_batch import FileLock
 from passerelle.stores.migrations import MigrationSet
 from passerelle.stores.sql_common import Row
 
@@ -39,25 +40,40 @@ class SQLiteTx:
         await self._conn.call(lambda db: db.executemany(sql, rows))
 
 
+def connect_shared(path: Path, busy_timeout_ms: int, pragmas: Sequence[str],
+                   migrate: Callable[[sqlite3.Connection], object]) -> sqlite3.Connection:
+    """A connection to a file the worker processes of one machine share, in WAL mode and migrated.  The opens
+    take turns under a file lock: switching a fresh file to WAL fails at once ("database is locked", no busy
+    wait) while another process creates the schema, as simultaneous starts showed under load."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(path.with_name(path.name + ".open.lock"))
+    db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+    try:
+        lock.acquire(busy_timeout_ms / 1000)
+        try:
+            db.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")  # processes wait for each other's writes
+            db.execute("PRAGMA journal_mode=WAL")
+            for pragma in pragmas:
+                db.execute(f"PRAGMA {pragma}")
+            migrate(db)
+        finally:
+            lock.release()
+            lock.close()
+    except BaseException:
+        db.close()
+        raise
+    return db
+
+
 class SQLiteConnection:
     def __init__(self, path: Path, migrations: MigrationSet, *, pragmas: Sequence[str] = (),
                  busy_timeout_ms: int = 10_000) -> None:
         """Opens ``path`` in WAL mode (shared by the worker processes of one machine), applies ``pragmas``
         (e.g. ``synchronous=FULL``) and brings ``migrations`` up to date."""
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self._tx_lock = asyncio.Lock()
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        try:
-            self._db.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")  # processes wait for each other
-            self._db.execute("PRAGMA journal_mode=WAL")
-            for pragma in pragmas:
-                self._db.execute(f"PRAGMA {pragma}")
-            migrations.migrate_sqlite(self._db)
-        except BaseException:
-            self._db.close()
-            raise
+        self._db = connect_shared(path, busy_timeout_ms, pragmas, migrations.migrate_sqlite)
 
     def _locked(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         with self._lock:
