@@ -149,3 +149,37 @@ def test_streams_hold_back_only_the_words_a_value_could_still_extend_into(text: 
     from passerelle.pipeline.compliance_answer import quiet_prefix
 
     assert text[quiet_prefix(text):] == held
+
+
+def _quiet_prefix_by_definition(text: str) -> int:
+    """The rule of ``quiet_prefix`` spelled out with match positions (the production code finds words
+    from the end with ``rfind`` instead, for speed): the two must agree on every text."""
+    import re
+
+    words = [(m.start(), m.group()) for m in re.finditer(r"\S+", text, 0)
+             if m.start() >= max(0, len(text) - 200) or m.end() > max(0, len(text) - 200)]
+    if words and words[0][0] < max(0, len(text) - 200):  # the search starts 200 characters from the end
+        cut = max(0, len(text) - 200)
+        words[0] = (cut, text[cut:words[0][0] + len(words[0][1])])
+    if not words:
+        return len(text)
+    value_like = re.compile(r"[0-9A-Z@+/:#_]")
+    hold = words[-1][0]
+    for k in range(len(words) - 2, -1, -1):
+        start, word = words[k]
+        if value_like.search(word) or (len(word) <= 3 and word.isalpha() and k > 0
+                                       and value_like.search(words[k - 1][1])):
+            hold = start
+        else:
+            break
+    return hold
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from(["a", "de", "la", "Jean", "4970", "12", " ", "  ", "\n", "\xa0", "/", "-", "é",
+                                 "ab ", "TOP", "SECRET//NO"]), max_size=120))
+def test_quiet_prefix_agrees_with_its_definition(parts: list[str]) -> None:
+    from passerelle.pipeline.compliance_answer import quiet_prefix
+
+    text = "".join(parts)
+    assert quiet_prefix(text) == _quiet_prefix_by_definition(text)

@@ -64,12 +64,13 @@ class AnswerGuard:
     def text(self, text: str) -> str:
         return self.protection.vault.restore(self.scan(text, 0, len(text)))
 
-    def scan(self, window: str, begin: int, end: int) -> str:
+    def scan(self, window: str, begin: int, end: int, findings: list[Finding] | None = None) -> str:
         """``window[begin:end]`` with the answer actions applied to the findings wholly inside it;
-        ``window[:begin]`` is context only (already sent)."""
+        ``window[:begin]`` is context only (already sent).  ``findings``: of ``window``, if known."""
         if not self._types:
             return window[begin:end]
-        findings = self._findings(window)
+        if findings is None:
+            findings = self.findings(window)
         pieces: list[str] = []
         last = begin
         for f in findings:
@@ -81,7 +82,7 @@ class AnswerGuard:
         pieces.append(window[last:end])
         return "".join(pieces)
 
-    def _findings(self, window: str) -> list[Finding]:
+    def findings(self, window: str) -> list[Finding]:
         found = self.protection.engine.scan(window, self._types)
         if found and "-" in window:  # never act on a surrogate, whatever a detector makes of it
             spans = [m.span() for m in _SURROGATE.finditer(window)]
@@ -97,11 +98,10 @@ class AnswerGuard:
             return keyed_hash(self.protection.hash_key, finding.type, value)
         return f"[{finding.type}]"
 
-    def cut(self, window: str, cut: int) -> int:
-        """The latest point at or before ``cut`` that splits no finding of ``window``."""
-        if not self._types:
-            return cut
-        for f in sorted(self._findings(window), key=lambda f: f.start, reverse=True):
+    @staticmethod
+    def cut(findings: list[Finding], cut: int) -> int:
+        """The latest point at or before ``cut`` that splits none of ``findings`` (sorted by start)."""
+        for f in reversed(findings):
             if f.start < cut < f.end:
                 cut = f.start
         return cut
@@ -112,32 +112,29 @@ class AnswerGuard:
         blocks: dict[int, _BlockRewriter] = {}
         async for event in events:
             kind = event["type"]
-            if kind == "content_block_start":
+            if kind == "content_block_delta":  # most events: kept lean, this runs per token
+                rewriter = blocks.get(event["index"])
+                delta = event["delta"]
+                if rewriter is None or delta.get("type") != rewriter.delta_type:
+                    yield event
+                    continue
+                out = rewriter.feed(delta[rewriter.field])
+                if rewriter.held > self.held_max:
+                    self.held_max = rewriter.held
+                if out:
+                    yield {**event, "delta": {**delta, rewriter.field: out}}
+            elif kind == "content_block_start":
                 block = event["content_block"]
                 if block.get("type") in ("text", "tool_use"):
                     blocks[event["index"]] = _BlockRewriter(self, json_string=block.get("type") == "tool_use")
                 yield event
-            elif kind == "content_block_delta":
-                rewriter = blocks.get(event["index"])
-                delta = event["delta"]
-                field = "text" if delta.get("type") == "text_delta" else \
-                    "partial_json" if delta.get("type") == "input_json_delta" else None
-                if rewriter is None or field is None:
-                    yield event
-                    continue
-                out = rewriter.feed(delta[field])
-                self.held_max = max(self.held_max, rewriter.held)
-                if out:
-                    yield {**event, "delta": {**delta, field: out}}
             elif kind == "content_block_stop":
                 rewriter = blocks.pop(event["index"], None)
                 if rewriter is not None:
                     tail = rewriter.flush()
                     if tail:
-                        field = "partial_json" if rewriter.json_string else "text"
-                        delta_type = "input_json_delta" if rewriter.json_string else "text_delta"
                         yield {"type": "content_block_delta", "index": event["index"],
-                               "delta": {"type": delta_type, field: tail}}
+                               "delta": {"type": rewriter.delta_type, rewriter.field: tail}}
                 yield event
             else:
                 yield event
@@ -173,10 +170,13 @@ class StreamScanner:
     def _release(self, cut: int) -> str:
         window = self._context + self._buffer
         begin = len(self._context)
-        end = self._guard.cut(window, begin + cut) if cut < len(self._buffer) else len(window)
+        guard = self._guard
+        # One scan of the window serves both the cut and the actions (the engine is the costly part).
+        findings = guard.findings(window) if guard.scans else []
+        end = guard.cut(findings, begin + cut) if cut < len(self._buffer) else len(window)
         if end <= begin:
             return ""
-        out = self._guard.scan(window, begin, end)
+        out = guard.scan(window, begin, end, findings)
         self._context = window[max(begin, end - _CONTEXT):end]
         self._buffer = window[end:]
         return out
@@ -191,42 +191,48 @@ def quiet_prefix(text: str) -> int:
     a value the next pieces complete.  The last word always could; before it, words with a digit, a capital
     or value punctuation (a card's groups, a name, a marking, an IBAN) join the run, and so do short
     lowercase words between two of them (de, la, van: particles of names)."""
-    words = [(m.start(), m.group()) for m in _WORD.finditer(text, max(0, len(text) - 200))]
+    words = _WORD.findall(text, max(0, len(text) - 200))
     if not words:
         return len(text)
-    hold = words[-1][0]
+    # Words are found from the end with rfind (the k-th word is the last run of non-spaces before the
+    # (k+1)-th), so no match object is built per word: this runs on every streamed piece.
+    hold = text.rfind(words[-1])
     for k in range(len(words) - 2, -1, -1):
-        start, word = words[k]
+        word = words[k]
         if _VALUE_LIKE.search(word) or (len(word) <= 3 and word.isalpha() and k > 0
-                                         and _VALUE_LIKE.search(words[k - 1][1])):
-            hold = start
+                                         and _VALUE_LIKE.search(words[k - 1])):
+            hold = text.rfind(word, 0, hold)
         else:
             break
     return hold
 
 
 class _BlockRewriter:
-    """One content block's pipeline: scanner, then restorer."""
+    """One content block's pipeline: scanner, then restorer.  ``held``: characters held after the last feed."""
 
-    __slots__ = ("_restorer", "_scanner", "json_string")
+    __slots__ = ("_restorer", "_scanner", "delta_type", "field", "held", "json_string")
 
     def __init__(self, guard: AnswerGuard, *, json_string: bool) -> None:
         self.json_string = json_string
+        self.field = "partial_json" if json_string else "text"
+        self.delta_type = "input_json_delta" if json_string else "text_delta"
+        self.held = 0
         self._scanner: StreamScanner | None = StreamScanner(guard) if guard.scans else None
         self._restorer: StreamRestorer = guard.protection.vault.restorer(json_string=json_string)
 
-    @property
-    def held(self) -> int:
-        return (self._scanner.held if self._scanner else 0) + self._restorer.held
-
     def feed(self, piece: str) -> str:
-        if self._scanner is not None:
-            piece = self._scanner.feed(piece)
-        return self._restorer.feed(piece) if piece else ""
+        scanner = self._scanner
+        if scanner is not None:
+            piece = scanner.feed(piece)
+        out = self._restorer.feed(piece) if piece else ""
+        self.held = (scanner.held if scanner is not None else 0) + self._restorer.held
+        return out
 
     def flush(self) -> str:
         rest = self._scanner.flush() if self._scanner is not None else ""
-        return (self._restorer.feed(rest) if rest else "") + self._restorer.flush()
+        out = (self._restorer.feed(rest) if rest else "") + self._restorer.flush()
+        self.held = 0
+        return out
 
 
 def _deep_copy(value: Any) -> Any:
