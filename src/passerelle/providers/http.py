@@ -1,28 +1,47 @@
 """The one HTTP client every adapter uses to reach its upstream.
 
-It owns a pooled aiohttp session per event loop and maps transport failures to the gateway's
-error tree, so adapters never see an aiohttp exception.
+It owns the pool of upstream connections (``http_connection``) and maps transport failures to the
+gateway's error tree, so adapters never see a socket or parser exception.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
+import asyncio
+import ssl
+from collections.abc import Mapping
 from email.utils import parsedate_to_datetime
 from typing import Any
 
-import aiohttp
 import msgspec
 from yarl import URL
 
 from passerelle.errors import ErrorKind, UpstreamError, upstream_error_for_status
+from passerelle.providers.http_connection import (
+    Connection,
+    ConnectionPool,
+    Origin,
+    ResponseError,
+    header_map,
+    request_head,
+    split_url,
+    with_params,
+)
 
 
-@dataclass(slots=True)
 class UpstreamResponse:
-    status: int
-    headers: Mapping[str, str]
-    body: bytes
+    __slots__ = ("_headers", "_raw_headers", "body", "status")
+
+    def __init__(self, status: int, headers: list[tuple[bytes, bytes]] | Mapping[str, str], body: bytes) -> None:
+        self.status = status
+        self.body = body
+        self._raw_headers = headers if isinstance(headers, list) else None
+        self._headers = None if isinstance(headers, list) else headers
+
+    @property
+    def headers(self) -> Mapping[str, str]:
+        if self._headers is None:  # decoded on first read: a successful call never needs them
+            self._headers = header_map(self._raw_headers or [])
+        return self._headers
 
     def json(self) -> Any:
         try:
@@ -74,44 +93,34 @@ def error_message_from_body(body: bytes) -> str:
 
 
 class HttpClient:
-    """Pooled keep-alive connections to upstreams; one per worker process."""
+    """Pooled keep-alive connections to upstreams (see ``http_connection``); one per worker process."""
 
-    def __init__(self, *, limit: int = 0, connect_timeout: float = 10.0) -> None:
-        self._session: aiohttp.ClientSession | None = None
-        self._limit = limit
-        self._connect_timeout = connect_timeout
-
-    def session(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            connector = aiohttp.TCPConnector(limit=self._limit, ttl_dns_cache=300, enable_cleanup_closed=True)
-            self._session = aiohttp.ClientSession(
-                connector=connector,
-                json_serialize=lambda obj: msgspec.json.encode(obj).decode(),
-                auto_decompress=True,
-                skip_auto_headers=("User-Agent",),
-            )
-        return self._session
+    def __init__(self, *, connect_timeout: float = 10.0, ssl_context: ssl.SSLContext | None = None) -> None:
+        self.pool = ConnectionPool(connect_timeout=connect_timeout, ssl_context=ssl_context)
 
     async def aclose(self) -> None:
-        if self._session is not None and not self._session.closed:
-            await self._session.close()
+        await self.pool.aclose()
 
     async def post(
         self, url: str | URL, body: bytes, headers: Mapping[str, str], timeout_s: float,
         params: Mapping[str, str] | None = None,
     ) -> UpstreamResponse:
-        """POST and read the whole answer; non-2xx answers become UpstreamError."""
+        """POST and read the whole answer within ``timeout_s``; non-2xx answers become UpstreamError."""
+        origin, head = _prepare(url, body, headers, params)
         try:
-            async with self.session().post(
-                url, data=body, headers=dict(headers), params=params or None,
-                timeout=aiohttp.ClientTimeout(total=timeout_s, sock_connect=self._connect_timeout),
-            ) as resp:
-                data = await resp.read()
-                result = UpstreamResponse(resp.status, resp.headers, data)
+            async with asyncio.timeout(timeout_s):
+                conn = await self._open(origin, head, body, None)
+                try:
+                    pieces = []
+                    while (piece := await conn.chunk()) is not None:
+                        pieces.append(piece)
+                    result = UpstreamResponse(conn.status, conn.raw_headers(), b"".join(pieces))
+                finally:
+                    self.pool.release(origin, conn)
         except TimeoutError:
             raise UpstreamError(ErrorKind.TIMEOUT, f"upstream did not answer within {timeout_s:g}s",
                                 retryable=True) from None
-        except aiohttp.ClientError as exc:
+        except (OSError, ResponseError) as exc:
             raise UpstreamError(ErrorKind.BAD_GATEWAY, f"upstream connection failed: {exc.__class__.__name__}",
                                 retryable=True) from None
         if result.status >= 300:
@@ -122,40 +131,114 @@ class HttpClient:
     async def post_stream(
         self, url: str | URL, body: bytes, headers: Mapping[str, str], timeout_s: float,
         params: Mapping[str, str] | None = None,
-    ) -> AsyncIterator[bytes]:
-        """POST and yield the answer's body chunks as they arrive.
+    ) -> ChunkStream:
+        """POST and return the answer's body chunks as they arrive.
 
-        The status is checked before the first chunk is yielded, so an upstream refusal
-        surfaces as UpstreamError while the router can still retry.  ``timeout_s`` bounds the
-        wait for the answer's head and then each pause between chunks.
+        The status is checked before anything is returned, so an upstream refusal surfaces as
+        UpstreamError while the router can still retry.  ``timeout_s`` bounds the wait for the
+        answer's head and then each pause between chunks.
         """
+        origin, head = _prepare(url, body, headers, params)
         try:
-            resp = await self.session().post(
-                url, data=body, headers=dict(headers), params=params or None,
-                timeout=aiohttp.ClientTimeout(total=None, sock_connect=self._connect_timeout,
-                                              sock_read=timeout_s),
-            )
+            conn = await self._open(origin, head, body, timeout_s)
         except TimeoutError:
             raise UpstreamError(ErrorKind.TIMEOUT, f"upstream did not answer within {timeout_s:g}s",
                                 retryable=True) from None
-        except aiohttp.ClientError as exc:
+        except (OSError, ResponseError) as exc:
             raise UpstreamError(ErrorKind.BAD_GATEWAY, f"upstream connection failed: {exc.__class__.__name__}",
                                 retryable=True) from None
-        return self._chunks(resp, timeout_s)
+        stream = ChunkStream(self.pool, origin, conn, timeout_s)
+        if conn.status >= 300:
+            # Read before the end of the exchange resets them.
+            status, answer_headers = conn.status, header_map(conn.raw_headers())
+            data = b"".join([piece async for piece in stream])
+            raise upstream_error_for_status(status, error_message_from_body(data),
+                                            retry_after_seconds(answer_headers))
+        return stream
 
-    async def _chunks(self, resp: aiohttp.ClientResponse, timeout_s: float) -> AsyncIterator[bytes]:
+    async def _open(self, origin: Origin, head: bytes, body: bytes, read_timeout: float | None) -> Connection:
+        """Send the request and wait for the answer's head.  A kept-alive connection the upstream closed
+        while it sat idle (its keep-alive timeout) can fail before a single byte comes back: that one
+        request is sent again, once, on a new connection; the router would resend it anyway, and a
+        stale socket is not the upstream's failure."""
+        conn = await self.pool.acquire(origin)
+        reused = conn.exchanges > 0
         try:
-            if resp.status >= 300:
-                data = await resp.read()
-                raise upstream_error_for_status(resp.status, error_message_from_body(data),
-                                                retry_after_seconds(resp.headers))
-            async for chunk in resp.content.iter_any():
-                yield chunk
+            conn.send(head, body, read_timeout)
+            await conn.head()
+            return conn
+        except ResponseError:
+            self.pool.release(origin, conn)
+            if not reused or conn.answered:
+                raise
+        except BaseException:
+            self.pool.release(origin, conn)
+            raise
+        conn = await self.pool.connect(origin)
+        try:
+            conn.send(head, body, read_timeout)
+            await conn.head()
+        except BaseException:
+            self.pool.release(origin, conn)
+            raise
+        return conn
+
+
+class ChunkStream:
+    """A streamed answer's body pieces; ``aclose`` (or the end) gives the connection back or closes it."""
+
+    __slots__ = ("_conn", "_origin", "_pool", "_timeout_s")
+
+    def __init__(self, pool: ConnectionPool, origin: Origin, conn: Connection, timeout_s: float) -> None:
+        self._pool = pool
+        self._origin = origin
+        self._conn: Connection | None = conn
+        self._timeout_s = timeout_s
+
+    def __aiter__(self) -> ChunkStream:
+        return self
+
+    async def __anext__(self) -> bytes:
+        conn = self._conn
+        if conn is None:
+            raise StopAsyncIteration
+        try:
+            piece = await conn.chunk()
         except TimeoutError:
-            raise UpstreamError(ErrorKind.TIMEOUT, f"upstream stream stalled for {timeout_s:g}s",
+            self.release()
+            raise UpstreamError(ErrorKind.TIMEOUT, f"upstream stream stalled for {self._timeout_s:g}s",
                                 retryable=True) from None
-        except aiohttp.ClientError as exc:
+        except (OSError, ResponseError) as exc:
+            self.release()
             raise UpstreamError(ErrorKind.BAD_GATEWAY, f"upstream stream broke: {exc.__class__.__name__}",
                                 retryable=True) from None
-        finally:
-            resp.release()
+        except BaseException:  # cancelled: the answer is unread, the connection cannot be reused
+            self.release()
+            raise
+        if piece is None:
+            self.release()
+            raise StopAsyncIteration
+        return piece
+
+    async def aclose(self) -> None:
+        self.release()
+
+    def release(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            self._pool.release(self._origin, conn)
+
+    def __del__(self) -> None:
+        conn = self._conn
+        if conn is not None:  # dropped unread: never back to the pool, and its socket closed now
+            conn.close()
+
+
+def _prepare(url: str | URL, body: bytes, headers: Mapping[str, str], params: Mapping[str, str] | None,
+             ) -> tuple[Origin, bytes]:
+    try:
+        origin, target = split_url(str(url))
+        return origin, request_head(with_params(target, params), origin.authority, headers, len(body))
+    except ValueError as exc:  # a header with a line break, a non-latin-1 value, a bad URL
+        raise UpstreamError(ErrorKind.BAD_GATEWAY, f"the upstream request cannot be sent: {exc}",
+                            retryable=False) from None
