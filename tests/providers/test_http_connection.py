@@ -232,6 +232,7 @@ async def test_refused_connections_and_bad_headers_are_gateway_errors(client: Ht
 
 @pytest.mark.parametrize("answer", [
     b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\n\r\nuntil the end",  # no length: ends with the connection
+    b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\ncontent-length: 13\r\n\r\nuntil the end",  # unasked 1xx
     b"HTTP/1.1 200 OK\r\ncontent-encoding: gzip\r\ncontent-length: %d\r\n\r\n%s" % (
         len(gzip.compress(b"until the end")), gzip.compress(b"until the end")),
 ])

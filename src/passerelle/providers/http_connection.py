@@ -101,6 +101,7 @@ class Connection(asyncio.Protocol):
         self._paused = False
         self._until_close = False
         self._keep_alive = False
+        self._interim = False
         self._decoder: zlib._Decompress | None = None
         self._error: BaseException | None = None
         self._waiter: asyncio.Future[None] | None = None
@@ -147,7 +148,11 @@ class Connection(asyncio.Protocol):
 
     def on_headers_complete(self) -> None:
         assert self._parser is not None
-        self.status = self._parser.get_status_code()
+        status = self._parser.get_status_code()
+        if 100 <= status < 200:  # an interim answer (100 Continue, 103 Early Hints): the real one follows
+            self._interim = True
+            return
+        self.status = status
         self._keep_alive = self._parser.should_keep_alive()  # llhttp forgets it once the message is complete
         self.head_done = True
         length = chunked = False
@@ -172,6 +177,10 @@ class Connection(asyncio.Protocol):
                 self.transport.pause_reading()
 
     def on_message_complete(self) -> None:
+        if self._interim:
+            self._interim = False
+            self._raw_headers = []
+            return
         self._message_done()
 
     # the exchange
