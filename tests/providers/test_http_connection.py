@@ -400,3 +400,22 @@ async def test_a_new_connection_dropped_before_any_answer_is_not_resent(client: 
             await client.post(url + "/x", b"{}", JSON, 5)
     assert info.value.kind is ErrorKind.BAD_GATEWAY and info.value.retryable
     assert received == 1  # left to the router, whose retry policy the operator chose
+
+
+async def test_idle_connections_past_their_time_are_closed(recorder: tuple[Recorder, str]) -> None:
+    from passerelle.providers.http_connection import ConnectionPool
+
+    _, url = recorder
+    client = HttpClient()
+    client.pool = ConnectionPool(idle_seconds=0.1)
+    try:
+        first = await client.post_stream(url + "/stream?n=1", b"{}", JSON, 5)  # two connections at once
+        second = await client.post_stream(url + "/stream?n=1", b"{}", JSON, 5)
+        for stream in (first, second):
+            assert [piece async for piece in stream]
+        await asyncio.sleep(0.2)
+        await client.post(url + "/json", b"{}", JSON, 5)  # both idle ones expired: a new one, and they close
+        assert client.pool.opened == 3
+        assert sum(len(idle) for idle in client.pool._idle.values()) == 1
+    finally:
+        await client.aclose()

@@ -7,6 +7,7 @@ gateway's error tree, so adapters never see a socket or parser exception.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ssl
 from collections.abc import Mapping
 from email.utils import parsedate_to_datetime
@@ -231,7 +232,8 @@ class ChunkStream:
     def __del__(self) -> None:
         conn = self._conn
         if conn is not None:  # dropped unread: never back to the pool, and its socket closed now
-            conn.close()
+            with contextlib.suppress(Exception):  # e.g. its event loop already closed, at exit
+                conn.close()
 
 
 def _prepare(url: str | URL, body: bytes, headers: Mapping[str, str], params: Mapping[str, str] | None,

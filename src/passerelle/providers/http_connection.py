@@ -317,7 +317,7 @@ class ConnectionPool:
         self._ssl_context = ssl_context
         self._max_idle = max_idle_per_origin
         self._idle_seconds = idle_seconds
-        self._idle: dict[Origin, list[Connection]] = {}
+        self._idle: dict[Origin, deque[Connection]] = {}  # most recently used at the right
         self._loop: asyncio.AbstractEventLoop | None = None
         self.opened = 0  # connections made so far (tests check reuse with it)
 
@@ -348,9 +348,14 @@ class ConnectionPool:
     def release(self, origin: Origin, conn: Connection) -> None:
         """Back to the pool if the exchange ended cleanly, else closed."""
         if conn.finish() and self._loop is conn.loop:
-            idle = self._idle.setdefault(origin, [])
+            idle = self._idle.get(origin)
+            if idle is None:
+                idle = self._idle[origin] = deque()
+            now = conn.loop.time()
+            while idle and now - idle[0].idle_since >= self._idle_seconds:  # the oldest sit at the left
+                idle.popleft().close()
             if len(idle) < self._max_idle:
-                conn.idle_since = conn.loop.time()
+                conn.idle_since = now
                 idle.append(conn)
                 return
         conn.close()
