@@ -144,6 +144,8 @@ class Engine:
         for detector in extra:
             if wanted is None or detector.types & wanted:
                 found.extend(detector.scan(text))
+        if not found:  # the common case: ordinary prose, and most streamed answer windows
+            return found
         if wanted is not None:
             found = [f for f in found if f.type in wanted]
         return resolve(found)
