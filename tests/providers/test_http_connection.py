@@ -127,6 +127,18 @@ async def read_request(reader: asyncio.StreamReader) -> bytes:
     return head + await reader.readexactly(length)
 
 
+def answering(answer: bytes) -> Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]:
+    """A raw server's handler: read one request, write ``answer`` as is, close."""
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(answer)
+        await writer.drain()
+        writer.close()
+
+    return handler
+
+
 async def test_sequential_calls_share_one_keep_alive_connection(recorder: tuple[Recorder, str],
                                                               client: HttpClient) -> None:
     rec, url = recorder
@@ -237,13 +249,7 @@ async def test_refused_connections_and_bad_headers_are_gateway_errors(client: Ht
         len(gzip.compress(b"until the end")), gzip.compress(b"until the end")),
 ])
 async def test_bodies_ended_by_a_close_or_gzipped_are_read_whole(client: HttpClient, answer: bytes) -> None:
-    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await read_request(reader)
-        writer.write(answer)
-        await writer.drain()
-        writer.close()
-
-    server, url = await raw_server(handler)
+    server, url = await raw_server(answering(answer))
     async with server:
         response = await client.post(url + "/x", b"{}", JSON, 5)
         assert response.body == b"until the end"
@@ -251,23 +257,17 @@ async def test_bodies_ended_by_a_close_or_gzipped_are_read_whole(client: HttpCli
         assert b"".join([piece async for piece in stream]) == b"until the end"
 
 
-@pytest.mark.parametrize(("answer", "message"), [
-    (b"NOT HTTP AT ALL\r\n\r\n", "connection failed"),
-    (b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nonly part", "connection failed"),
-    (b"HTTP/1.1 200 OK\r\ncontent-encoding: br\r\ncontent-length: 2\r\n\r\nxx", "connection failed"),
+@pytest.mark.parametrize("answer", [
+    b"NOT HTTP AT ALL\r\n\r\n",
+    b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nonly part",
+    b"HTTP/1.1 200 OK\r\ncontent-encoding: br\r\ncontent-length: 2\r\n\r\nxx",
 ])
-async def test_broken_answers_are_bad_gateway_errors(client: HttpClient, answer: bytes, message: str) -> None:
-    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await read_request(reader)
-        writer.write(answer)
-        await writer.drain()
-        writer.close()
-
-    server, url = await raw_server(handler)
+async def test_broken_answers_are_bad_gateway_errors(client: HttpClient, answer: bytes) -> None:
+    server, url = await raw_server(answering(answer))
     async with server:
         with pytest.raises(UpstreamError) as info:
             await client.post(url + "/x", b"{}", JSON, 5)
-        assert info.value.kind is ErrorKind.BAD_GATEWAY and message in info.value.message
+        assert info.value.kind is ErrorKind.BAD_GATEWAY and "connection failed" in info.value.message
 
 
 async def test_a_stream_cut_mid_answer_is_a_broken_stream(client: HttpClient) -> None:
@@ -419,3 +419,14 @@ async def test_idle_connections_past_their_time_are_closed(recorder: tuple[Recor
         assert sum(len(idle) for idle in client.pool._idle.values()) == 1
     finally:
         await client.aclose()
+
+
+async def test_upstream_sockets_send_without_nagle_delay(recorder: tuple[Recorder, str], client: HttpClient) -> None:
+    import socket
+
+    _, url = recorder
+    await client.post(url + "/json", b"{}", JSON, 5)
+    (conn,) = [c for idle in client.pool._idle.values() for c in idle]
+    assert conn.transport is not None
+    sock = conn.transport.get_extra_info("socket")
+    assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
