@@ -108,3 +108,24 @@ async def test_disabled_log_discards(tmp_path: Path) -> None:
     log.append(event(1))
     await log.aclose()
     assert log.store is None and not (tmp_path / "audit.db").exists()
+
+
+async def test_a_flush_commits_what_was_queued_when_it_began(tmp_path: Path) -> None:
+    store = SQLiteAuditStore(tmp_path / "audit.db")
+    log = AuditLog(store, AuditConfig(batch=2))
+    for i in range(1, 6):
+        log.append(event(i))
+    committed: list[int] = []
+    append = store.append
+
+    async def slow_append(batch: list[AuditRecord]) -> None:
+        await append(batch)
+        committed.append(len(batch))
+        log.append(event(100 + len(committed)))  # traffic keeps coming while it commits
+
+    store.append = slow_append  # type: ignore[method-assign]
+    await log.flush()
+    # the five queued at the start, two by two, and one of those that came meanwhile (it filled the last
+    # batch); the rest wait for the next flush instead of being chased one small transaction at a time
+    assert committed == [2, 2, 2] and log.queued == 2
+    await log.aclose()

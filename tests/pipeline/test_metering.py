@@ -159,3 +159,28 @@ async def test_cost_strategy_prefers_the_cheapest_healthy_deployment(make_harnes
     # The cheapest deployment fails: the next cheapest answers.
     r = await h.client.post("/v1/messages", json={**anthropic_body(), "model": "fragile"}, headers=a_headers(key))
     assert r.status_code == 200 and r.headers["x-passerelle-deployment"] == "dear"
+
+
+async def test_a_ledger_flush_commits_what_was_queued_when_it_began() -> None:
+    from typing import Any, cast
+
+    from passerelle.config import StoreConfig
+    from passerelle.pipeline.metering import LedgerWriter
+
+    class SlowStore:
+        def __init__(self) -> None:
+            self.batches: list[list[str]] = []
+
+        async def append_usage(self, batch: list[Any]) -> None:
+            await asyncio.sleep(0)
+            self.batches.append(list(batch))
+            writer.append(f"late-{len(self.batches)}")  # traffic keeps coming while it commits
+
+    store = SlowStore()
+    writer = LedgerWriter(cast(Any, store), StoreConfig(ledger_batch=2))
+    for i in range(5):
+        writer.append(cast(Any, f"r{i}"))
+    await writer.flush()
+    assert store.batches == [["r0", "r1"], ["r2", "r3"], ["r4"]]  # the next flush takes the late ones
+    await writer.flush()
+    assert store.batches[3] == ["late-1", "late-2"]

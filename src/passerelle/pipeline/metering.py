@@ -50,15 +50,19 @@ class LedgerWriter:
         self._pending.append(record)
 
     async def flush(self) -> None:
-        """Commit everything queued so far (tests and shutdown call it directly)."""
+        """Commit everything queued so far (tests and shutdown call it directly).  Records queued while it
+        commits wait for the next flush: under steady load the writer then commits one batch per interval,
+        not a stream of small transactions chasing the queue."""
         async with self._lock:
-            while self._pending:
-                batch = [self._pending.popleft() for _ in range(min(self._batch, len(self._pending)))]
+            todo = len(self._pending)
+            while todo > 0 and self._pending:
+                batch = [self._pending.popleft() for _ in range(min(self._batch, todo, len(self._pending)))]
                 try:
                     await self._store.append_usage(batch)
                 except Exception:
                     self._pending.extendleft(reversed(batch))  # keep their order; retried next time
                     raise
+                todo -= len(batch)
                 metrics.LEDGER_WRITTEN.inc(len(batch))
 
     async def _loop(self) -> None:
