@@ -322,10 +322,7 @@ class ConnectionPool:
         self.opened = 0  # connections made so far (tests check reuse with it)
 
     async def acquire(self, origin: Origin) -> Connection:
-        loop = asyncio.get_running_loop()
-        if loop is not self._loop:  # connections belong to the loop that made them
-            self._idle = {}
-            self._loop = loop
+        loop = self._running_loop()
         idle = self._idle.get(origin)
         if idle:
             now = loop.time()
@@ -339,11 +336,14 @@ class ConnectionPool:
 
     async def connect(self, origin: Origin) -> Connection:
         """A new connection, whatever is idle."""
+        return await self._connect(self._running_loop(), origin)
+
+    def _running_loop(self) -> asyncio.AbstractEventLoop:
         loop = asyncio.get_running_loop()
-        if loop is not self._loop:
+        if loop is not self._loop:  # connections belong to the loop that made them
             self._idle = {}
             self._loop = loop
-        return await self._connect(loop, origin)
+        return loop
 
     def release(self, origin: Origin, conn: Connection) -> None:
         """Back to the pool if the exchange ended cleanly, else closed."""
