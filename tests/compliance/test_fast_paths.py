@@ -11,8 +11,17 @@ from stdnum import bitcoin, iban, luhn
 from stdnum.fr import siret
 
 from passerelle.compliance.detectors import finance, wallets
-from passerelle.compliance.detectors.common import extend, luhn_ok, one_separator_kind, value_start
-from passerelle.compliance.detectors.contact import _email, _ipv4
+from passerelle.compliance.detectors.common import (
+    attached,
+    embedded,
+    extend,
+    glued,
+    luhn_ok,
+    one_separator_kind,
+    value_start,
+)
+from passerelle.compliance.detectors.contact import _email, _ipv4, _phone
+from passerelle.compliance.detectors.person import _PLACE_ENDS, _PLACES, PersonDetector
 from passerelle.compliance.detectors.phones import valid_phone
 from passerelle.compliance.engine import _characters
 from tests.compliance.test_phones import reference
@@ -137,3 +146,34 @@ def test_character_counts_of_utf8_slices() -> None:
         while start < end and 0x80 <= data[start] < 0xC0:  # matches start on a character, may end inside one
             start += 1
         assert _characters(data, start, end) == len(data[start:end].translate(None, bytes(range(0x80, 0xC0))))
+
+
+def test_attached_is_glued_or_embedded() -> None:
+    # Digits, every separator either test reads, letters, a non-ASCII digit and letter, at every span of short texts.
+    for _ in range(20000):
+        text = "".join(RNG.choice("0 .-/_aZ²٣é") for _ in range(RNG.randint(0, 8)))
+        for start in range(len(text) + 1):
+            for end in range(start, len(text) + 1):
+                assert attached(text, start, end) is (glued(text, start, end) or embedded(text, start, end)), \
+                    (text, start, end)
+
+
+def test_phone_after_a_reference_word_alone_is_no_phone() -> None:
+    # near_any found a context or reference word and first_near no phone word: the word was a reference one.
+    text = "order number 06 12 34 56 78"
+    start = text.index("06")
+    assert _phone(text, start, len(text)) is None
+    text = "tel 06 12 34 56 78"  # a phone word beats the reference test
+    start = text.index("06")
+    found = _phone(text, start, len(text))
+    assert found is not None and (found.start, found.end) == (start, len(text))
+
+
+def test_place_names_are_still_no_people() -> None:
+    # The last-word pre-check only skips the full lookup when the run cannot be a listed place.
+    assert all(place.rsplit("_", 1)[-1] in _PLACE_ENDS for place in _PLACES)
+    detector = PersonDetector()
+    for text, place in (("Dear Costa Rica team", "Costa Rica"), ("Visit San Francisco today", "San Francisco")):
+        assert place not in [text[f.start:f.end] for f in detector.scan(text)]
+    text = "Dear Marie Costa"  # a surname that starts a place's name is still a name
+    assert "Marie Costa" in [text[f.start:f.end] for f in detector.scan(text)]

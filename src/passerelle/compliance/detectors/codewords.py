@@ -124,7 +124,7 @@ class CodewordDetector:
         def on_match(_id: int, start: int, end: int, _flags: int, _ctx: object) -> None:
             hits.append((start, -end))
 
-        self._database.scan(data, match_event_handler=on_match, scratch=scratch)
+        self._database.scan(data, on_match, 0, None, scratch)  # positional: cheaper than keywords
         hits.sort()  # leftmost first, longest first
         found: list[Finding] = []
         covered = byte_at = char_at = 0

@@ -170,3 +170,15 @@ def embedded(text: str, start: int, end: int) -> bool:
     """Part of a decimal number or hyphenated into an identifier ("key-0123456789", "0612345678-b")."""
     return in_decimal(text, start, end) or (start >= 2 and text[start - 1] in "-_" and text[start - 2].isalnum()) \
         or (text[end:end + 1] in ("-", "_") and text[end + 1:end + 2].isalnum())
+
+
+def attached(text: str, start: int, end: int) -> bool:
+    """``glued(...) or embedded(...)`` in one call on the two characters each side (most candidates of the
+    number patterns are tested for both): in_decimal is a case of glued, so what is left of embedded is a
+    hyphen or underscore joined to a letter or digit."""
+    before = text[start - 2:start] if start >= 2 else ""
+    if before and ((before[1] in " .-/" and before[0].isdigit()) or (before[1] in "-_" and before[0].isalnum())):
+        return True
+    after = text[end:end + 2]
+    return len(after) == 2 and ((after[0] in " .-/" and after[1].isdigit()) or
+                                (after[0] in "-_" and after[1].isalnum()))

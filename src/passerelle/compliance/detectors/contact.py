@@ -11,10 +11,8 @@ from stdnum import issn
 from passerelle.compliance.context import first_near, near, near_any
 from passerelle.compliance.detectors.common import (
     PatternDetector,
-    a_reference,
-    embedded,
+    attached,
     extend,
-    glued,
     looks_like_date,
     looks_like_isbn,
     one_separator_kind,
@@ -75,7 +73,7 @@ def _phone(text: str, start: int, end: int) -> Finding | None:
             value = value[:extension.start()]
     digits = value.replace(" ", "").replace(".", "").replace("-", "").replace("/", "").replace("(", "") \
         .replace(")", "").replace("+", "")
-    if not 7 <= len(digits) <= 15 or glued(text, start, end) or embedded(text, start, end) or \
+    if not 7 <= len(digits) <= 15 or attached(text, start, end) or \
             trivial_digits(digits) or looks_like_date(value) or _IPV4_SHAPE.fullmatch(value) or looks_like_isbn(digits):
         return None
     if value.count(".") == 1 and value.replace(".", "").lstrip("+").isdigit():
@@ -89,7 +87,7 @@ def _phone(text: str, start: int, end: int) -> Finding | None:
     context = None
     if near_any(text, start, _PHONE_CONTEXT_OR_REFERENCE):  # one search for the common case of neither
         context = first_near(text, start, _PHONE_CONTEXT)
-        if a_reference(text, start, context is not None):
+        if context is None:  # then the word found is a reference word (as a_reference would search again)
             return None
     if context is None and _cue_before(text, start):
         context = "phone_fr"

@@ -18,10 +18,10 @@ from passerelle.compliance.detectors.common import (
     DIGITS,
     PatternDetector,
     a_reference,
+    attached,
     compact,
     continues,
     embedded,
-    glued,
     in_decimal,
     looks_like_isbn,
     looks_like_timestamp,
@@ -228,7 +228,7 @@ def _vat(text: str, start: int, end: int) -> Finding | None:
 def _siren(text: str, start: int, end: int) -> Finding | None:
     # Any 9-digit number passes Luhn one time in ten, and "407 714 369" is as often an amount: the keyword
     # (SIREN, RCS, société...) decides.
-    if embedded(text, start, end) or glued(text, start, end) or not near(text, start, "company"):
+    if attached(text, start, end) or not near(text, start, "company"):
         return None
     number = compact(text[start:end])
     # Nine ASCII digits (the pattern's): python-stdnum's siren.is_valid is the Luhn check, after cleaning.
@@ -249,7 +249,7 @@ def siret_ok(number: str) -> bool:
 def _siret(text: str, start: int, end: int) -> Finding | None:
     value = text[start:end]
     number = compact(value)
-    if not siret_ok(number) or embedded(text, start, end) or glued(text, start, end):
+    if not siret_ok(number) or attached(text, start, end):
         return None
     if near(text, start, "company"):
         return Finding("FR_SIRET", start, end, 1.0)  # above a card reading of the same digits

@@ -11,9 +11,8 @@ from passerelle.compliance.detectors.common import (
     ALNUM_UPPER,
     PatternDetector,
     a_reference,
+    attached,
     compact,
-    embedded,
-    glued,
     tail,
 )
 from passerelle.compliance.findings import Finding, Pattern
@@ -30,7 +29,7 @@ def itin_valid(number: str) -> bool:
 
 def _ssn_or_itin(text: str, start: int, end: int) -> Finding | None:
     value = text[start:end]
-    if embedded(text, start, end) or glued(text, start, end):
+    if attached(text, start, end):
         return None
     context = first_near(text, start, ("ssn", "itin"))
     if context is None and len(value) == 9:
@@ -49,7 +48,7 @@ def _ssn_or_itin(text: str, start: int, end: int) -> Finding | None:
 
 def _nir(text: str, start: int, end: int) -> Finding | None:
     number = compact(text[start:end]).upper()
-    if not nir.is_valid(number) or embedded(text, start, end) or glued(text, start, end):
+    if not nir.is_valid(number) or attached(text, start, end):
         return None
     context = near(text, start, "nir")
     if a_reference(text, start, context):
@@ -71,8 +70,7 @@ def _nhs(text: str, start: int, end: int) -> Finding | None:
     # Mod 11 passes one 10-digit number in eleven: alone, only the NHS's own 3 3 4 spacing counts,
     # and a US phone number written the same way stays a phone number (PHONE scores higher).
     spaced = value.count(" ") == 2 and len(value) == 12
-    if not (context or spaced) or not nhs_valid(compact(value)) or embedded(text, start, end) or \
-            glued(text, start, end):
+    if not (context or spaced) or not nhs_valid(compact(value)) or attached(text, start, end):
         return None
     if context:
         return Finding("UK_NHS", start, end, 0.95)

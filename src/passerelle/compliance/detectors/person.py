@@ -110,6 +110,8 @@ _PLACES = _words(
     "saint_lucia sainte-lucie santa_cruz monte_carlo buenos_aires tel_aviv kuala_lumpur burkina_faso "
     "guinea-bissau saint_helena sainte-hélène san_francisco los_angeles san_diego san_jose las_vegas rio_de_janeiro"
 )
+# The last word of each place: a name run must end with one for its whole span to be looked up.
+_PLACE_ENDS = frozenset(place.rsplit("_", 1)[-1] for place in _PLACES)
 _ABBREVIATION_BEFORE = re.compile(r"\b[a-z]\.\s?$")  # "z. B. Müller" is "zum Beispiel"
 
 _Word = tuple[int, int, int]  # start, end, flags
@@ -193,7 +195,7 @@ class _Triggers:
         def on_word(i: int, _from: int, to: int, _flags: int, _ctx: object) -> None:
             append((to - shifts[i], kinds[i]))
 
-        self.words.scan(data, match_event_handler=on_word, scratch=scratch)
+        self.words.scan(data, on_word, 0, None, scratch)  # positional: cheaper than keywords
         found.sort()
         return found
 
@@ -380,7 +382,7 @@ class PersonDetector:
         start, end = seg[0][0], seg[-1][1]
         if len(seg) > 1:
             last = text[seg[-1][0] : end].lower()
-            if last in _STREET_TYPES or text[start:end].lower().replace(" ", "_") in _PLACES:
+            if last in _STREET_TYPES or (last in _PLACE_ENDS and text[start:end].lower().replace(" ", "_") in _PLACES):
                 return
         before = text[max(0, start - 24) : start].lower().rsplit(None, 2)  # the last two words are enough
         if before:
