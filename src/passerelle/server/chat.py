@@ -9,7 +9,7 @@ import logging
 import math
 import os
 import time
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
@@ -319,22 +319,52 @@ async def _aiter(events: Iterable[StreamEvent]) -> AsyncIterator[StreamEvent]:
         yield event
 
 
+class _StreamStart:
+    """The parts of a stream's start that do not depend on the upstream's answer (the encoder, the watch
+    for the caller hanging up), made while the upstream thinks rather than after its first event."""
+
+    __slots__ = ("encoder", "hang_up")
+
+    def __init__(self) -> None:
+        self.encoder: Any = None
+        self.hang_up: asyncio.Future[Any] | None = None
+
+    def prepare(self, codec: Codec, request: ChatRequest, receive: Receive) -> None:
+        if self.encoder is None:
+            self.encoder = codec.stream_encoder(request)
+        if self.hang_up is None:
+            # The body is read, so the next ASGI message is the client hanging up.
+            self.hang_up = asyncio.ensure_future(receive())
+
+    def close(self) -> None:
+        if self.hang_up is not None:
+            self.hang_up.cancel()
+
+
 async def _stream(gw: Gateway, codec: Codec, route: str, request: ChatRequest, receive: Receive, send: Send,
                   started: float, wall: float, extra: dict[str, str], outcome: Outcome, guard: AnswerGuard | None,
                   ) -> tuple[int, str]:
     """Stream the answer; returns the status to record and the alias.  Once the first byte is
     out, failures become an error event in the stream, since the HTTP status is already sent."""
     skills = outcome.skills
-    routed = await (skills.stream(gw.router, request) if skills else gw.router.stream(request))
+    start = _StreamStart()
+    # Runs at the loop's next turn, once the request is on its way upstream: off the first byte's path.
+    early = asyncio.get_running_loop().call_soon(start.prepare, codec, request, receive)
+    try:
+        routed = await (skills.stream(gw.router, request) if skills else gw.router.stream(request))
+    except BaseException:
+        early.cancel()
+        start.close()
+        raise
     alias = routed.deployment.alias
-    _log_warnings(request.request_id, routed.warnings)
     headers = {**response_headers(request.request_id, routed, routed.warnings), **extra}
     events = guard.events(routed.events) if guard else routed.events
     events = outcome.marking.events(events) if outcome.marking else events
-    status, usage = await _send_events(codec, request, events, send, receive, headers, outcome,
+    status, usage = await _send_events(codec, request, events, send, receive, headers, outcome, start=start,
                                        on_start=lambda: metrics.child(metrics.FIRST_BYTE, route, alias).observe(
                                            time.perf_counter() - started),
                                        deployment=routed.deployment.name)
+    _log_warnings(request.request_id, routed.warnings)
     _served(gw, outcome, routed, wall)
     metrics.record_usage(alias, routed.deployment.name, usage)
     return status, alias
@@ -342,19 +372,23 @@ async def _stream(gw: Gateway, codec: Codec, route: str, request: ChatRequest, r
 
 async def _send_events(codec: Codec, request: ChatRequest, events: AsyncIterator[StreamEvent], send: Send,
                        receive: Receive, headers: dict[str, str], outcome: Outcome, *,
-                       on_start: object = None, deployment: str = "cache") -> tuple[int, dict[str, int]]:
+                       start: _StreamStart | None = None, on_start: Callable[[], object] | None = None,
+                       deployment: str = "cache",
+                       ) -> tuple[int, dict[str, int]]:
     """Write a stream of canonical events in the caller's dialect, watching for the caller hanging
-    up; returns the status to record and the usage the upstream reported."""
-    encoder = codec.stream_encoder(request)
-    await start_stream(send, headers)
-    if callable(on_start):
-        on_start()
+    up (stopping the upstream then, rather than paying for tokens nobody will read); returns the
+    status to record and the usage the upstream reported.  ``on_start`` runs once the first chunk
+    is out (the first-byte metric)."""
+    if start is None:
+        start = _StreamStart()
+    start.prepare(codec, request, receive)
+    encoder, hang_up = start.encoder, start.hang_up
+    assert hang_up is not None
+    if not hang_up.done():  # else gone while the upstream thought: the loop below stops at once, nothing sent
+        await start_stream(send, headers)
     usage: dict[str, int] = {}
     text: list[str] = []
     digest = outcome.answer
-    # The body is read, so the next ASGI message is the client hanging up: stop the upstream then,
-    # rather than paying for tokens nobody will read.
-    hang_up = asyncio.ensure_future(receive())
     status = 200
     complete = False
     try:
@@ -378,6 +412,9 @@ async def _send_events(codec: Codec, request: ChatRequest, events: AsyncIterator
                 if digest is not None:
                     digest.update(chunk)
                 await send_chunk(send, chunk)
+                if on_start is not None:
+                    on_start()
+                    on_start = None
         else:
             tail = encoder.done()
             if tail:
@@ -392,7 +429,7 @@ async def _send_events(codec: Codec, request: ChatRequest, events: AsyncIterator
     except (OSError, RuntimeError):
         status = 499  # the client went away: sending failed
     finally:
-        hang_up.cancel()
+        start.close()
         await events.aclose()  # type: ignore[attr-defined]
         # A stream cut short reported no final usage: estimate what is missing (see pricing.cost).
         outcome.usage = usage_from_canonical(usage) if complete else merge_partial(usage, request, "".join(text))
