@@ -35,6 +35,10 @@ TARGET_CONCURRENT_RSS_MB = 200.0
 TARGET_SOAK_MINUTES = 10.0
 TARGET_SOAK_GROWTH = 0.10
 
+# The latency targets are measured again in paired rounds (bench/run.py: Runner.paired) for these.
+PAIRED_SCENARIOS = ("small", "stream")
+PAIRED_GATEWAYS = ("passthrough", "passerelle", "passerelle-full", "passerelle-scaleout")
+
 Step = dict[str, Any]
 
 
@@ -201,6 +205,58 @@ def attach_added(steps: list[Step]) -> None:
         step["ttfb_added_ms"] = _diff(step["ttfb_ms"], base["ttfb_ms"])
 
 
+def attach_added_by_round(rounds: list[Step]) -> None:
+    """Added latency of each paired round: the gateway's percentile minus direct's in the same round."""
+    direct = {(s["scenario"], s["round"]): s for s in rounds if s["gateway"] == "direct"}
+    for step in rounds:
+        base = direct.get((step["scenario"], step["round"]))
+        if step["gateway"] == "direct" or base is None:
+            step["added_ms"] = step["ttfb_added_ms"] = None
+            continue
+        step["added_ms"] = _diff(step["latency_ms"], base["latency_ms"])
+        step["ttfb_added_ms"] = _diff(step["ttfb_ms"], base["ttfb_ms"])
+
+
+def _spread(values: Sequence[float | None]) -> dict[str, Any] | None:
+    data = [v for v in values if v is not None]
+    if not data:
+        return None
+    return {"median": percentile(data, 0.5), "min": min(data), "max": max(data), "values": list(values)}
+
+
+def paired_summary(rounds: list[Step]) -> dict[str, dict[str, dict[str, Any]]]:
+    """Per scenario and gateway: the median over the rounds of each round's added p50 and p99 (and first byte
+    for streams), with the lowest and highest round: robust to one disturbed round, and the spread shows the
+    run's noise."""
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for step in rounds:
+        if step["gateway"] == "direct" or step.get("added_ms") is None:
+            continue
+        entry = out.setdefault(step["scenario"], {}).setdefault(step["gateway"], {"steps": []})
+        entry["steps"].append(step)
+    for scenario, by_gateway in out.items():
+        for entry in by_gateway.values():
+            mine = entry.pop("steps")
+            direct = [s for s in rounds if s["gateway"] == "direct" and s["scenario"] == scenario]
+            entry.update({
+                "rounds": len(mine),
+                "added_p50": _spread([s["added_ms"]["p50"] for s in mine]),
+                "added_p99": _spread([s["added_ms"]["p99"] for s in mine]),
+                "ttfb_added_p50": _spread([s["ttfb_added_ms"]["p50"] for s in mine]),
+                "direct_p50": _spread([s["latency_ms"]["p50"] for s in direct]),
+                "direct_ttfb_p50": _spread([s["ttfb_ms"]["p50"] for s in direct]),
+                "errors": sum(s["errors"] for s in mine),
+                "generator_behind_rounds": sum(1 for s in mine if s.get("generator_behind")),
+            })
+    return out
+
+
+def _median_text(spread: Mapping[str, Any] | None) -> str:
+    if not spread:
+        return "n/a"
+    return f"{fmt(spread['median'])} ({fmt(spread['min'])} to {fmt(spread['max'])})"
+
+
 def sustained(steps: Iterable[Step]) -> dict[str, Any]:
     """Highest achieved throughput before saturation, for one gateway and scenario (open loop)."""
     ordered = sorted((s for s in steps if s.get("offered_rps")), key=lambda s: s["offered_rps"])
@@ -292,7 +348,17 @@ def verdicts(result: Mapping[str, Any]) -> list[dict[str, str]]:
         if gw == "passerelle":
             target += " (auth and ledger metering on)"
         step = find_step(steps, gw, "small", TARGET_RATE)
-        if step is None or step.get("added_ms") is None:
+        paired = result.get("paired", {}).get("small", {}).get(gw)
+        sweep = "" if step is None or step.get("added_ms") is None else \
+            f"; sweep step: added p50 {fmt(step['added_ms']['p50'])} ms, p99 {fmt(step['added_ms']['p99'])} ms"
+        if paired and paired["added_p50"] and paired["added_p99"]:
+            a50, a99 = paired["added_p50"]["median"], paired["added_p99"]["median"]
+            good = a50 <= TARGET_ADDED_P50_MS and a99 <= TARGET_ADDED_P99_MS and not paired["errors"]
+            out.append(_verdict(target, gw, "PASS" if good else "FAIL",
+                                f"median of {paired['rounds']} paired rounds: added p50 "
+                                f"{_median_text(paired['added_p50'])} ms, p99 {_median_text(paired['added_p99'])} ms"
+                                + (f", {paired['errors']} errors" if paired["errors"] else "") + sweep))
+        elif step is None or step.get("added_ms") is None:
             out.append(_verdict(target, gw, "NOT RUN", f"no small step at {TARGET_RATE:g} RPS for {gw} and direct"))
         else:
             a50, a99 = step["added_ms"]["p50"], step["added_ms"]["p99"]
@@ -323,7 +389,17 @@ def verdicts(result: Mapping[str, Any]) -> list[dict[str, str]]:
         # 4. streaming first-byte overhead
         target = f"streaming first-byte overhead p50 <= {TARGET_TTFB_ADDED_P50_MS:g} ms at {TARGET_RATE:g} RPS"
         step = find_step(steps, gw, "stream", TARGET_RATE)
-        if step is None or step.get("ttfb_added_ms") is None:
+        paired = result.get("paired", {}).get("stream", {}).get(gw)
+        if paired and paired["ttfb_added_p50"]:
+            t50 = paired["ttfb_added_p50"]["median"]
+            good = t50 <= TARGET_TTFB_ADDED_P50_MS and not paired["errors"]
+            sweep = "" if step is None or step.get("ttfb_added_ms") is None else \
+                f"; sweep step: {fmt(step['ttfb_added_ms']['p50'])} ms"
+            out.append(_verdict(target, gw, "PASS" if good else "FAIL",
+                                f"median of {paired['rounds']} paired rounds: first byte added p50 "
+                                f"{_median_text(paired['ttfb_added_p50'])} ms"
+                                + (f", {paired['errors']} errors" if paired["errors"] else "") + sweep))
+        elif step is None or step.get("ttfb_added_ms") is None:
             out.append(_verdict(target, gw, "NOT RUN", f"no stream step at {TARGET_RATE:g} RPS for {gw} and direct"))
         else:
             t50 = step["ttfb_added_ms"]["p50"]
@@ -374,6 +450,13 @@ def notes(result: Mapping[str, Any]) -> list[str]:
            "percentiles, not a percentile of differences, so it can be slightly negative at low load.",
            "RSS = sum of VmRSS over the gateway's process tree (parent + workers; shared pages counted in each), "
            "sampled at 10 Hz; PSS (shared pages divided, 1 Hz) is in latest.json."]
+    if result.get("paired"):
+        out.append(f"The latency targets at {TARGET_RATE:g} RPS are decided on paired rounds: the gateways under a "
+                   "target run side by side, and each round measures direct and each of them in turn (the order "
+                   "reversed every other round); a round's added latency is the gateway's percentile minus "
+                   "direct's in that round, and the verdict takes the median over the rounds (lowest and highest "
+                   "round in brackets). The sweep step at the same rate is quoted beside it.")
+    out += [str(n) for n in result.get("run_notes", [])]
     steps: list[Step] = result.get("steps", [])
     late = [s for s in steps if s.get("generator_behind")]
     if late:
@@ -453,6 +536,7 @@ def render_markdown(result: Mapping[str, Any]) -> str:
                     value = f">= {value}"
                 sat = "not within the sweep" if info["saturated_at_rps"] is None else f"{info['saturated_at_rps']:g}"
                 lines.append(f"| {gateway} | {scenario} | {value} | {sat} | {info['reason'] or ''} |")
+    lines += _paired_table(result.get("paired", {}))
     soak = result.get("soak")
     if soak and soak.get("error"):
         lines += ["", "## Memory soak", "", f"{soak['gateway']}: the soak failed: {soak['error']}"]
@@ -498,3 +582,23 @@ def _table(steps: list[Step], *, stream: bool) -> list[str]:
         cells += [fmt(s.get("rss_peak_mb"), 1), fmt(s.get("cpu_ms_per_request"), 2), "; ".join(notes)]
         rows.append("| " + " | ".join(cells) + " |")
     return rows
+
+
+def _paired_table(paired: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> list[str]:
+    if not paired:
+        return []
+    lines = ["", f"## Paired rounds at {TARGET_RATE:g} RPS (the latency targets)", "",
+             "Median over the rounds (lowest to highest round); each round measures direct and every gateway in "
+             "turn.", "",
+             "| scenario | gateway | rounds | direct p50 | added p50 | added p99 | direct TTFB p50 | TTFB added p50 "
+             "| errors | generator late |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for scenario in sorted(paired, key=lambda n: _order(n, SCENARIO_ORDER)):
+        for gateway in sorted(paired[scenario], key=lambda n: _order(n, GATEWAY_ORDER)):
+            e = paired[scenario][gateway]
+            stream = scenario == "stream"
+            lines.append(f"| {scenario} | {gateway} | {e['rounds']} | {_median_text(e['direct_p50'])} | "
+                         f"{_median_text(e['added_p50'])} | {_median_text(e['added_p99'])} | "
+                         f"{_median_text(e['direct_ttfb_p50']) if stream else ''} | "
+                         f"{_median_text(e['ttfb_added_p50']) if stream else ''} | {e['errors']} | "
+                         f"{e['generator_behind_rounds']} |")
+    return lines

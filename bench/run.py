@@ -146,6 +146,7 @@ class Runner:
         self.work = work
         self.steps: list[report.Step] = []
         self.closed: list[dict[str, Any]] = []
+        self.rounds: list[report.Step] = []  # the paired rounds at the target rate (see paired)
         self.notes: list[str] = []
         self._n = 0
 
@@ -207,8 +208,11 @@ class Runner:
 
     # -- one step --------------------------------------------------------------------------------
     def step(self, scenario: Scenario, endpoint: gateways.Endpoint, sampler: procs.MemorySampler | None,
-             sim: procs.Proc, body: Path, rate: float) -> report.Step:
+             sim: procs.Proc, body: Path, rate: float, *, duration: float | None = None,
+             warmup: float | None = None) -> report.Step:
         args = self.args
+        duration = args.duration if duration is None else duration
+        warmup = args.warmup if warmup is None else warmup
         gw_pids = sampler.pids() if sampler else []
         sim_pids = procs.tree(sim.pid)
         waited = procs.wait_idle(gw_pids + sim_pids, cores=0.05, window=args.pause, timeout=args.settle)
@@ -223,7 +227,7 @@ class Runner:
             records, lg_cpu = self.loadgen(endpoint, body, rate=0, duration=0, warmup=0, timeout=scenario.timeout,
                                            count=scenario.streams)
         else:
-            records, lg_cpu = self.loadgen(endpoint, body, rate=rate, duration=args.duration, warmup=args.warmup,
+            records, lg_cpu = self.loadgen(endpoint, body, rate=rate, duration=duration, warmup=warmup,
                                            timeout=scenario.timeout)
         elapsed = time.monotonic() - t0
         busy = procs.machine_busy_seconds() - busy0
@@ -263,8 +267,55 @@ class Runner:
                 self.gateway(scenario, name, port, sim, body, body_path, statuses)
             if "direct" in names and not scenario.streams:
                 self.fill_direct(scenario, port, sim, body_path, statuses)
+            if self.args.rounds and scenario.name in report.PAIRED_SCENARIOS:
+                self.paired(scenario, names, port, sim, body, body_path, statuses)
         finally:
             sim.stop()
+
+    def paired(self, scenario: Scenario, names: list[str], port: int, sim: procs.Proc, body: bytes, body_path: Path,
+               statuses: dict[str, dict[str, Any]]) -> None:
+        """The latency targets, measured again in alternating rounds: every gateway under a target runs at once,
+        and each round measures direct and each of them in turn at the target rate (the order reversed every
+        other round), so a drift of the machine between a gateway's sweep and direct's lands on both sides."""
+        args = self.args
+        chosen = [n for n in names if n in report.PAIRED_GATEWAYS and statuses[n]["status"] == "ok"]
+        if not chosen:
+            return
+        log(f"  paired rounds ({scenario.name}): {args.rounds} x (direct, {', '.join(chosen)}) at "
+            f"{report.TARGET_RATE:g} RPS, {args.round_duration:g} s each")
+        endpoints: dict[str, gateways.Endpoint] = {"direct": gateways.start("direct", port, args.workers, self.work,
+                                                                          scenario.name)}
+        samplers: dict[str, procs.MemorySampler] = {}
+        try:
+            for name in chosen:
+                endpoint = gateways.start(name, port, args.workers, self.work, f"{scenario.name}-paired")
+                endpoints[name] = endpoint
+                assert endpoint.proc is not None
+                endpoint.proc.wait_http(endpoint.health, timeout=args.start_timeout)
+                problem = self.sanity(endpoint, body, scenario.stream)
+                if problem:
+                    raise RuntimeError(f"{name}: sanity request failed: {problem}")
+                samplers[name] = procs.MemorySampler(endpoint.proc.pid)
+                self.warm(endpoint, body_path, scenario)
+            order = ["direct", *chosen]
+            for round_no in range(args.rounds):
+                for name in order if round_no % 2 == 0 else order[::-1]:
+                    stats = self.step(scenario, endpoints[name], samplers.get(name), sim, body_path,
+                                      report.TARGET_RATE, duration=args.round_duration,
+                                      warmup=min(args.warmup, 1.0))
+                    stats["round"] = round_no
+                    self.rounds.append(stats)
+                    metric = stats["ttfb_ms" if scenario.stream else "latency_ms"]
+                    log(f"    round {round_no + 1} {name:<15} {'TTFB' if scenario.stream else 'latency'} p50 "
+                        f"{report.fmt(metric['p50'], 3)} p99 {report.fmt(metric['p99'], 3)} ms, "
+                        f"errors {stats['errors']}, late p99 {report.fmt(stats['lateness_ms']['p99'])} ms")
+        except (procs.StartError, RuntimeError, OSError, ValueError, subprocess.TimeoutExpired) as exc:
+            log(f"  paired rounds ({scenario.name}) FAILED: {exc}")
+            self.notes.append(f"paired rounds ({scenario.name}) failed: {exc}"[:400])
+        finally:
+            for endpoint in endpoints.values():
+                if endpoint.proc:
+                    endpoint.proc.stop()
 
     def fill_direct(self, scenario: Scenario, port: int, sim: procs.Proc, body: Path,
                     statuses: dict[str, dict[str, Any]]) -> None:
@@ -441,6 +492,10 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--warmup", type=float, default=None, help="unmeasured seconds before each step (default 2; "
                    "quick: 0.5)")
     p.add_argument("--workers", type=int, default=2, help="worker processes per gateway (default 2 = cores)")
+    p.add_argument("--rounds", type=int, default=None,
+                   help="paired rounds at the target rate for the latency targets (0: none; default 5; quick: 2)")
+    p.add_argument("--round-duration", type=float, default=None,
+                   help="measured seconds of each gateway in each paired round (default 6; quick: 2)")
     p.add_argument("--refine", type=int, default=1,
                    help="bisection steps between the last rate a gateway kept up with and its saturation rate")
     p.add_argument("--closed", type=int, default=None,
@@ -473,6 +528,10 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         args.warmup = 0.5 if args.quick else 2.0
     if args.warm is None:
         args.warm = 1.0 if args.quick else 3.0
+    if args.rounds is None:
+        args.rounds = 2 if args.quick else 5
+    if args.round_duration is None:
+        args.round_duration = 2.0 if args.quick else 6.0
     if args.closed is None:
         args.closed = 0 if args.quick else 64
     return args
@@ -525,18 +584,23 @@ def main(argv: list[str] | None = None) -> int:
         procs.stop_all()
 
     report.attach_added(runner.steps)
+    report.attach_added_by_round(runner.rounds)
     result: dict[str, Any] = {
         "generated": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": machine,
         "settings": {"quick": args.quick, "rates": args.rates, "duration": args.duration, "warmup": args.warmup,
-                     "workers": args.workers, "closed_connections": args.closed, "command": " ".join(sys.argv),
+                     "workers": args.workers, "closed_connections": args.closed, "rounds": args.rounds,
+                     "round_duration": args.round_duration, "command": " ".join(sys.argv),
                      "scenarios": {s.name: {**asdict(s), "request_bytes": len(request_body(s))} for s in chosen},
                      "wall_seconds": round(time.monotonic() - started, 1)},
         "gateways": statuses,
         "steps": runner.steps,
         "closed": runner.closed,
+        "rounds": runner.rounds,
+        "paired": report.paired_summary(runner.rounds),
         "summary": report.summary(runner.steps),
         "soak": soak,
+        "run_notes": runner.notes,
     }
     result["verdicts"] = report.verdicts(result)
     result["notes"] = report.notes(result)

@@ -142,3 +142,47 @@ def test_no_added_latency_over_a_saturated_floor() -> None:
     assert steps[1]["added_ms"] is None and steps[1]["baseline_saturated"] is True
     notes = report.notes({"steps": steps})
     assert any("Direct itself saturated" in n for n in notes)
+
+
+def test_paired_rounds_decide_the_latency_targets_by_their_median() -> None:
+    def rounded(gateway: str, scenario: str, number: int, p50: float, p99: float, ttfb: float = 0.0) -> report.Step:
+        s = step(gateway, 200, p50, p99)
+        s.update({"scenario": scenario, "round": number, "ttfb_ms": {"p50": ttfb, "p90": ttfb, "p99": ttfb}})
+        return s
+
+    rounds = []
+    # One disturbed round (round 2: passerelle-full +2.5 ms) among five: the median ignores it.
+    for number, (full, direct_ttfb, full_ttfb) in enumerate([(1.6, 21.0, 21.8), (1.7, 21.2, 21.9), (4.0, 21.1, 24.0),
+                                                               (1.5, 21.0, 21.6), (1.8, 21.3, 22.1)]):
+        rounds += [rounded("direct", "small", number, 1.0, 2.0), rounded("passerelle-full", "small", number, full, 3.5),
+                   rounded("direct", "stream", number, 40.0, 41.0, direct_ttfb),
+                   rounded("passerelle-full", "stream", number, 41.0, 43.0, full_ttfb)]
+    report.attach_added_by_round(rounds)
+    paired = report.paired_summary(rounds)
+    small = paired["small"]["passerelle-full"]
+    assert small["rounds"] == 5 and math.isclose(small["added_p50"]["median"], 0.7)
+    assert math.isclose(small["added_p50"]["max"], 3.0) and math.isclose(small["added_p99"]["median"], 1.5)
+    assert math.isclose(paired["stream"]["passerelle-full"]["ttfb_added_p50"]["median"], 0.8)
+    # The sweep step (a single, unlucky one) says FAIL; the paired rounds decide.
+    steps = [step("direct", 200, 1.0, 2.0), step("passerelle-full", 200, 2.3, 4.0)]
+    report.attach_added(steps)
+    result = {"steps": steps, "summary": report.summary(steps), "paired": paired,
+              "gateways": {g: {"status": "ok"} for g in report.GATEWAY_ORDER}}
+    verdicts = {(v["target"].split(" (")[0], v["gateway"]): v for v in report.verdicts(result)}
+    small_verdict = verdicts[("added p50 <= 1 ms and p99 <= 3 ms at 200 RPS, small, non-streaming", "passerelle-full")]
+    assert small_verdict["status"] == "PASS", small_verdict
+    assert "median of 5 paired rounds" in small_verdict["detail"] and "sweep step: added p50 1.30" in \
+        small_verdict["detail"]
+    first_byte = verdicts[("streaming first-byte overhead p50 <= 1 ms at 200 RPS", "passerelle-full")]
+    assert first_byte["status"] == "PASS" and "0.80 (0.60 to 2.90)" in first_byte["detail"], first_byte
+    # A gateway that is slow in most rounds fails whatever its best round.
+    for s in rounds:
+        if s["gateway"] == "passerelle-full" and s["scenario"] == "small" and s["round"] != 3:
+            s["latency_ms"] = {"p50": 2.5, "p90": 3.0, "p99": 3.5}
+    report.attach_added_by_round(rounds)
+    result["paired"] = report.paired_summary(rounds)
+    verdicts = {(v["target"].split(" (")[0], v["gateway"]): v for v in report.verdicts(result)}
+    assert verdicts[("added p50 <= 1 ms and p99 <= 3 ms at 200 RPS, small, non-streaming", "passerelle-full")][
+        "status"] == "FAIL"
+    markdown = report.render_markdown({**result, "verdicts": list(verdicts.values())})
+    assert "## Paired rounds at 200 RPS" in markdown and "| stream | passerelle-full | 5 |" in markdown
