@@ -59,7 +59,7 @@ def verdicts(results: dict[str, Any]) -> list[dict[str, str]]:
         out.append(_verdict(f">= {THROUGHPUT_RATIO:.0f}x Presidio's throughput", "PASS" if ratio >= THROUGHPUT_RATIO
                             else "FAIL", f"{ratio:.0f}x with every detector ({_f(speed['passerelle_all']['mb_s'], 2)} "
                             f"vs {_f(speed['presidio']['mb_s'], 4)} MB/s); {speed['ratio_finance']:.0f}x with "
-                            "the finance pack"))
+                            "the finance pack" + _peer_types_ratio(speed)))
     fin = speed.get("passerelle_finance", {})
     typ, den = fin.get("prompt_typical", {}), fin.get("prompt_dense", {})
     p50 = typ.get("p50_ms")
@@ -69,6 +69,14 @@ def verdicts(results: dict[str, Any]) -> list[dict[str, str]]:
                         f"{_ms(typ.get('p99_ms'))} ms; dense prompt p50 {_ms(den.get('p50_ms'))} ms"
                         if p50 is not None else ""))
     return out
+
+
+def _peer_types_ratio(speed: dict[str, Any]) -> str:
+    ratio = speed.get("ratio_peer_types")
+    if ratio is None:
+        return ""
+    return (f"; {ratio:.0f}x doing the peer's job (only the {len(speed.get('peer_types', []))} types Presidio also "
+            "detects)")
 
 
 def _cells(system: dict[str, Any], t: str) -> list[str]:
@@ -192,7 +200,8 @@ def render(results: dict[str, Any]) -> str:
     if "ratio_all" in speed:
         lines += ["", f"Throughput ratio: **{speed['ratio_all']:.0f}x** Presidio's with every detector, "
                       f"{speed['ratio_finance']:.0f}x with the finance pack (in CPU time: "
-                      f"{speed['ratio_all_cpu']:.0f}x and {speed['ratio_finance_cpu']:.0f}x)."]
+                      f"{speed['ratio_all_cpu']:.0f}x and {speed['ratio_finance_cpu']:.0f}x)"
+                      + _peer_types_ratio(speed) + "."]
     lines += ["", "## Most frequent type confusions", "",
               "A labelled value found with the same span but another type (labelled → found).", "",
               "| system | confusions |", "|---|---|",
