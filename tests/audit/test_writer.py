@@ -129,3 +129,32 @@ async def test_a_flush_commits_what_was_queued_when_it_began(tmp_path: Path) -> 
     # batch); the rest wait for the next flush instead of being chased one small transaction at a time
     assert committed == [2, 2, 2] and log.queued == 2
     await log.aclose()
+
+
+async def test_a_commit_that_completes_while_the_writer_is_cancelled_is_not_written_twice(tmp_path: Path) -> None:
+    # Shutdown cancels the writer, then flushes again.  A commit runs in a worker thread that a cancellation
+    # cannot stop: if it completes while its caller is being cancelled, its batch must not be appended again.
+    store = SQLiteAuditStore(tmp_path / "audit.db")
+    log = AuditLog(store, AuditConfig(flush_interval=0.01))
+    append = store.append
+    in_commit = asyncio.Event()
+
+    async def commit_in_a_thread(batch: list[AuditRecord]) -> list[AuditRecord]:
+        async def commit() -> list[AuditRecord]:
+            in_commit.set()
+            await asyncio.sleep(0.2)  # the thread's COMMIT, which the caller's cancellation does not stop
+            return await append(batch)
+
+        return await asyncio.shield(asyncio.ensure_future(commit()))
+
+    store.append = commit_in_a_thread  # type: ignore[method-assign,assignment]
+    await log.start()
+    for i in range(1, 4):
+        log.append(event(i))
+    await asyncio.wait_for(in_commit.wait(), 5)
+    await log.aclose()  # cancels the writer in the middle of its commit, then flushes
+    reopened = SQLiteAuditStore(tmp_path / "audit.db")
+    try:
+        assert [r.request_id for r in await stored(reopened)] == [f"req-{i:05d}" for i in range(1, 4)]
+    finally:
+        await reopened.aclose()

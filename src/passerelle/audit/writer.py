@@ -97,10 +97,25 @@ class AuditLog:
                 batch = list(self._ready)
                 if not batch:
                     continue
-                await self.store.append(batch)  # on failure the batch stays in _ready, in order
+                await self._append(batch)  # on failure the batch stays in _ready, in order
                 self._ready.clear()
                 todo -= len(batch)
                 WRITTEN.inc(len(batch))
+
+    async def _append(self, batch: list[Unsealed]) -> None:
+        """The store's append, seen through to its end even when the flush is cancelled (shutdown cancels the
+        writer, then flushes again): a commit that completed while its caller was being cancelled would
+        otherwise leave its batch queued, and the next flush would chain the same events a second time."""
+        assert self.store is not None
+        commit = asyncio.ensure_future(self.store.append(batch))
+        try:
+            await asyncio.shield(commit)
+        except asyncio.CancelledError:
+            await asyncio.wait({commit})  # committed or failed: find out which before giving up
+            if not commit.cancelled() and commit.exception() is None:
+                self._ready.clear()
+                WRITTEN.inc(len(batch))
+            raise
 
     async def _loop(self) -> None:
         while True:
