@@ -77,3 +77,18 @@ def test_invalid_events_are_refused_without_quoting_values(bad: dict[str, object
     with pytest.raises(InvalidEvent) as refused:
         unsealed(event(1, **bad), store_content=False)
     assert "4111" not in str(refused.value)  # the message is logged
+
+
+def test_flat_mappings_skip_the_json_round_trip_with_the_same_result() -> None:
+    from passerelle.audit.records import _plain
+
+    def round_trip(value: dict[str, object]) -> object:
+        return json.loads(json.dumps(value, default=str, allow_nan=False, ensure_ascii=True))
+
+    flat: dict[str, object] = {"finance": "2026.11.1", "lone": "\ud800x", "nul": "a\x00b", "big": 10**30,
+                               "flag": True, "none": None, "zero": 0, "accent": "é"}
+    assert _plain("packs", flat) == round_trip(flat) and list(_plain("packs", flat)) == list(flat)
+    assert _plain("packs", flat) is not flat  # a copy: the event's own mapping is never shared
+    nested: dict[str, object] = {"tuple": (1, 2), "float": 0.1, "obj": object.__new__(object)}
+    plain = _plain("extra", nested)
+    assert plain["tuple"] == [1, 2] and plain["float"] == 0.1 and isinstance(plain["obj"], str)

@@ -155,9 +155,14 @@ def _finding(item: Mapping[str, object]) -> dict[str, Any]:
     return out
 
 
+_FLAT = (str, int, bool, type(None))  # exactly these types come back unchanged from a JSON round trip
+
+
 def _plain(name: str, value: Mapping[str, object]) -> dict[str, Any]:
     if not isinstance(value, Mapping):
         raise InvalidEvent(f"{name} must be a mapping")
+    if all(type(k) is str and type(v) in _FLAT for k, v in value.items()):
+        return dict(value)  # the common case (pack versions, flags): what the round trip would give back
     try:
         # Round trip: what is hashed is exactly what json.loads gives back from the stored text.
         plain: dict[str, Any] = json.loads(json.dumps({str(k): v for k, v in value.items()}, default=str,

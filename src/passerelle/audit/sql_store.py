@@ -15,9 +15,11 @@ from passerelle.audit.records import COLUMNS, JSON_FIELDS, AuditRecord, Unsealed
 
 Row = Sequence[Any]
 PAGE = 1000
-_INSERT = f"INSERT INTO audit_records ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
+INSERT_SQL = f"INSERT INTO audit_records ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
 _SELECT = f"SELECT {', '.join(COLUMNS)} FROM audit_records"
 _HOLD_COLUMNS = "id, tenant_id, created_at, until, reason, released_at"
+HEAD_SQL = "SELECT seq, hash FROM audit_records ORDER BY seq DESC LIMIT 1"
+ANCHOR_SQL = "SELECT through_seq, hash FROM audit_anchors ORDER BY through_seq DESC LIMIT 1"
 
 
 class Tx(Protocol):
@@ -32,6 +34,20 @@ def _json_text(value: object) -> str:
 
 def record_params(r: AuditRecord) -> tuple[object, ...]:
     return tuple(_json_text(getattr(r, c)) if c in JSON_FIELDS else getattr(r, c) for c in COLUMNS)
+
+
+def seal_batch(batch: Sequence[Unsealed], point: ChainPoint) -> list[AuditRecord]:
+    """The batch chained after ``point``, the head read inside the appending transaction."""
+    sealed = []
+    for item in batch:
+        record = item.seal(point.seq + 1, point.hash)
+        sealed.append(record)
+        point = ChainPoint(record.seq, record.hash)
+    return sealed
+
+
+def point_from_rows(rows: Sequence[Row]) -> ChainPoint | None:
+    return ChainPoint(int(rows[0][0]), rows[0][1]) if rows else None
 
 
 def record_from_row(row: Row) -> AuditRecord:
@@ -81,26 +97,17 @@ class SQLAuditStore(ABC):
     async def _delete_prefix(self, tx: Tx, point: ChainPoint, at: float) -> int: ...
 
     async def _head(self, tx: Tx) -> ChainPoint:
-        rows = await tx.fetch("SELECT seq, hash FROM audit_records ORDER BY seq DESC LIMIT 1")
-        if rows:
-            return ChainPoint(int(rows[0][0]), rows[0][1])
-        return await self._anchor(tx) or GENESIS
+        return point_from_rows(await tx.fetch(HEAD_SQL)) or await self._anchor(tx) or GENESIS
 
     async def _anchor(self, tx: Tx) -> ChainPoint | None:
-        rows = await tx.fetch("SELECT through_seq, hash FROM audit_anchors ORDER BY through_seq DESC LIMIT 1")
-        return ChainPoint(int(rows[0][0]), rows[0][1]) if rows else None
+        return point_from_rows(await tx.fetch(ANCHOR_SQL))
 
     async def append(self, batch: Sequence[Unsealed]) -> list[AuditRecord]:
         if not batch:
             return []
         async with self._write() as tx:
-            point = await self._head(tx)
-            sealed = []
-            for item in batch:
-                record = item.seal(point.seq + 1, point.hash)
-                sealed.append(record)
-                point = ChainPoint(record.seq, record.hash)
-            await tx.executemany(_INSERT, [record_params(r) for r in sealed])
+            sealed = seal_batch(batch, await self._head(tx))
+            await tx.executemany(INSERT_SQL, [record_params(r) for r in sealed])
         return sealed
 
     async def head(self) -> ChainPoint:
