@@ -295,7 +295,8 @@ class Runner:
                 problem = self.sanity(endpoint, body, scenario.stream)
                 if problem:
                     raise RuntimeError(f"{name}: sanity request failed: {problem}")
-                samplers[name] = procs.MemorySampler(endpoint.proc.pid)
+                samplers[name] = procs.MemorySampler(endpoint.proc.pid)  # its tree (CPU) and RSS peak per step
+                samplers[name].start()
                 self.warm(endpoint, body_path, scenario)
             order = ["direct", *chosen]
             for round_no in range(args.rounds):
@@ -313,6 +314,8 @@ class Runner:
             log(f"  paired rounds ({scenario.name}) FAILED: {exc}")
             self.notes.append(f"paired rounds ({scenario.name}) failed: {exc}"[:400])
         finally:
+            for sampler in samplers.values():
+                sampler.stop()
             for endpoint in endpoints.values():
                 if endpoint.proc:
                     endpoint.proc.stop()
