@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from passerelle.stores.base import Bucket, Charge, Slot
-from passerelle.stores.counters_shm import HEADER, RECORD, SharedMemoryCounters, TableFull
+from passerelle.stores.counters_shm import CHARGE, HEADER, RECORD, SharedMemoryCounters, TableFull, _counter_key
 from passerelle.stores.counters_sqlite_batch import FileLock
 from tests.stores.counters_fixtures import FakeClock
 
@@ -102,3 +102,27 @@ async def test_the_sweep_frees_what_expired(tmp_path: Path) -> None:
         assert (await counters.admit("r2", [], 0, [], [Slot("conc", 1, lease_s=10)])).ok
     finally:
         await counters.aclose()
+
+
+async def test_a_record_moved_by_another_process_is_found_where_it_now_is(tmp_path: Path) -> None:
+    """Each process remembers where it found a counter; another process may delete that record and the counter come
+    back elsewhere (here its old place holds another counter): the memory is checked, never trusted."""
+    clock = FakeClock()
+    mine = SharedMemoryCounters(tmp_path / "c.shm", records=8, holders=2, clock=clock)
+    other = SharedMemoryCounters(tmp_path / "c.shm", records=8, holders=2, clock=clock)
+    try:
+        await mine.seed(BUDGET, 10, 3600)
+        assert await mine.committed([BUDGET]) == [10]  # found, and its place remembered
+        old = mine._main.find(_counter_key(CHARGE, BUDGET))
+        other._main.delete(old)
+        intruder = _counter_key(CHARGE, "budget:intruder")
+        RECORD.pack_into(other._buf, old, intruder, CHARGE, 99, clock() + 3600, 0.0, 0.0)  # reuses the place
+        await other.seed(BUDGET, 20, 3600)  # placed again, now elsewhere
+        assert other._main.find(_counter_key(CHARGE, BUDGET)) != old
+        assert await mine.committed([BUDGET]) == [20]
+        assert (await mine.admit("r1", [Charge(BUDGET, 1000)], 5, [], [])).ok
+        assert await other.committed([BUDGET]) == [25]
+        assert RECORD.unpack_from(mine._buf, old)[2] == 99  # the intruder is untouched
+    finally:
+        await mine.aclose()
+        await other.aclose()

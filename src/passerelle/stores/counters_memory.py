@@ -50,23 +50,27 @@ def decide_admit(charges: Sequence[Charge], reserve_pico: int, buckets: Sequence
     """The admission rule over the current state: each charge's committed value (None: absent), each
     bucket's tokens now, each slot's live holders.  On ``ok`` the caller reserves on every charge, takes
     each bucket's cost (the levels already show the take) and holds every slot; otherwise it writes nothing."""
-    levels = {b.counter: bucket_level(b, t) for b, t in zip(buckets, tokens, strict=True)}
-    missing = [c.counter for c, value in zip(charges, values, strict=True) if value is None]
-    if missing:
-        return Admission(ok=False, reason="unseeded", missing=missing, levels=levels)
+    if None in values:
+        return Admission(ok=False, reason="unseeded", levels=_levels(buckets, tokens, 0),
+                         missing=[c.counter for c, value in zip(charges, values, strict=True) if value is None])
     for charge, value in zip(charges, values, strict=True):
         assert value is not None
         if charge.limit_pico is not None and value + reserve_pico > charge.limit_pico:
-            return Admission(ok=False, denied_by=charge.counter, reason="budget", levels=levels)
+            return Admission(ok=False, denied_by=charge.counter, reason="budget", levels=_levels(buckets, tokens, 0))
     for bucket, available in zip(buckets, tokens, strict=True):
         if available < bucket.cost:
             return Admission(ok=False, denied_by=bucket.counter, reason="rate",
-                             retry_after=retry_after(bucket, available), levels=levels)
+                             retry_after=retry_after(bucket, available), levels=_levels(buckets, tokens, 0))
     for slot, holding in zip(slots, holders, strict=True):
         if holding >= slot.limit:
-            return Admission(ok=False, denied_by=slot.counter, reason="concurrency", levels=levels)
-    return Admission(ok=True, levels={b.counter: bucket_level(b, t - b.cost) for b, t in zip(buckets, tokens,
-                                                                                             strict=True)})
+            return Admission(ok=False, denied_by=slot.counter, reason="concurrency",
+                             levels=_levels(buckets, tokens, 0))
+    return Admission(ok=True, levels=_levels(buckets, tokens, 1))
+
+
+def _levels(buckets: Sequence[Bucket], tokens: Sequence[float], taken: int) -> dict[str, Level]:
+    """Each bucket's level now (``taken`` 0: a refusal) or after this request's take (1: an admission)."""
+    return {b.counter: bucket_level(b, t - taken * b.cost) for b, t in zip(buckets, tokens, strict=True)}
 
 
 def settle_charge(charge: Charge, value: int, reserved_pico: int, actual_pico: int) -> tuple[int, bool]:
@@ -206,10 +210,9 @@ class MemoryCounters:
             del holding[rid]
         return holding
 
-    def _put_bucket(self, bucket: Bucket, tokens: float, now: float) -> Level:
+    def _put_bucket(self, bucket: Bucket, tokens: float, now: float) -> None:
         self._buckets[bucket.counter] = (tokens, now)
         self._full_at[bucket.counter] = now + seconds_to_fill(bucket, tokens)
-        return bucket_level(bucket, tokens)
 
     def _sweep(self, now: float) -> None:
         """Drop what has expired so memory stays bounded by the live counters."""

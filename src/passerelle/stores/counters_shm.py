@@ -57,6 +57,10 @@ MAGIC = b"PSLCTR01"
 HEADER = struct.Struct("<8sII")  # magic, records, holder records
 HEADER_BYTES = 4096
 RECORD = struct.Struct("<16sc7xqddd")  # key, kind, i, x, y, z
+# The hot fields alone, read and written in place (offsets into a record): a charge's value, a charge's value and
+# expiry, a bucket's tokens, time and full-at.
+_I, _I_X, _XYZ = struct.Struct("<q"), struct.Struct("<qd"), struct.Struct("<ddd")
+_I_AT, _X_AT = 24, 32
 EMPTY = bytes(16)
 DELETED = b"\xff" * 16
 NEVER = math.inf
@@ -88,9 +92,26 @@ class _Table:
     def __init__(self, buf: mmap.mmap, offset: int, size: int, name: str) -> None:
         self.buf, self.offset, self.size, self.name = buf, offset, size, name
         self.mask = size - 1
+        # Where this process last found each key: checked against the record's key before use, since any process
+        # may delete a record and the key may come back elsewhere.  Bounded: cleared when it outgrows the table.
+        self._seen: dict[bytes, int] = {}
 
     def find(self, key: bytes) -> int:
         """The record's offset, or -1."""
+        at = self._seen.get(key, -1)
+        if at >= 0 and self.buf[at:at + 16] == key:
+            return at
+        at = self._probe(key)
+        if at >= 0:
+            self._remember(key, at)
+        return at
+
+    def _remember(self, key: bytes, at: int) -> None:
+        if len(self._seen) >= self.size:
+            self._seen.clear()
+        self._seen[key] = at
+
+    def _probe(self, key: bytes) -> int:
         buf, base, mask = self.buf, self.offset, self.mask
         i = int.from_bytes(key[:8], "little") & mask
         for _ in range(self.size):
@@ -114,6 +135,7 @@ class _Table:
             at = base + i * RECORD.size
             if buf[at:at + 16] in (EMPTY, DELETED):
                 RECORD.pack_into(buf, at, key, *neutral)
+                self._remember(key, at)
                 return at
             i = (i + 1) & mask
         raise TableFull(f"the shared counters file has no free {self.name} record; delete it while the gateway "
@@ -147,14 +169,16 @@ class _State:
     def charge(self, at: int) -> int | None:
         if at < 0:
             return None
-        _, _, value, expiry, _, _ = RECORD.unpack_from(self.buf, at)
+        value, expiry = _I_X.unpack_from(self.buf, at + _I_AT)
         return None if expiry <= self.now else int(value)
 
     def put_charge(self, at: int, value: int, expiry: float | None = None) -> None:
         if not -(2**63) <= value < 2**63:
             raise OverflowError("a budget counter beyond 2**63 pico-USD")
-        key, _, _, kept, _, _ = RECORD.unpack_from(self.buf, at)
-        RECORD.pack_into(self.buf, at, key, CHARGE, value, kept if expiry is None else expiry, 0.0, 0.0)
+        if expiry is None:
+            _I.pack_into(self.buf, at + _I_AT, value)
+        else:
+            _I_X.pack_into(self.buf, at + _I_AT, value, expiry)
 
     # buckets
 
@@ -162,14 +186,13 @@ class _State:
         return self.main.place(_counter_key(BUCKET, bucket.counter), (BUCKET, 0, 0.0, 0.0, -NEVER))
 
     def tokens(self, at: int, bucket: Bucket) -> float:
-        _, _, _, tokens, ts, full_at = RECORD.unpack_from(self.buf, at)
+        tokens, ts, full_at = _XYZ.unpack_from(self.buf, at + _X_AT)
         return bucket_tokens(None if full_at <= self.now else (tokens, ts), bucket, self.now)
 
     def put_tokens(self, at: int, bucket: Bucket, tokens: float) -> None:
         if tokens != tokens:
             raise ValueError("a bucket's tokens cannot be NaN")
-        key = self.buf[at:at + 16]
-        RECORD.pack_into(self.buf, at, key, BUCKET, 0, tokens, self.now, self.now + seconds_to_fill(bucket, tokens))
+        _XYZ.pack_into(self.buf, at + _X_AT, tokens, self.now, self.now + seconds_to_fill(bucket, tokens))
 
     # slots: a count per slot, and one holder record per (slot, request) with its lease
 
