@@ -4,7 +4,11 @@
 - ``passthrough``: bench/passthrough.py, the thinnest Python proxy (the Python floor);
 - ``passerelle``: Passerelle with default features, an ``openai`` provider pointing at the simulator
   (same dialect both sides: nothing translated), a virtual key from the config sent as Bearer;
-- ``passerelle-full``: the same with the compliance pack and metering on (see FULL_FEATURES_OVERLAY);
+- ``passerelle-budgets``: the same with hard and soft budgets and rate limits on every request (cost
+  control's configuration, see BUDGETS_OVERLAY);
+- ``passerelle-finance``: the same with the finance compliance pack on (see FINANCE_OVERLAY);
+- ``passerelle-full``: both of them at once (FULL_FEATURES_OVERLAY);
+- ``passerelle-scaleout``: ``passerelle-full`` on PostgreSQL + Redis;
 - ``litellm``: LiteLLM proxy, configured as in shared/reference/peers.md.
 """
 
@@ -27,13 +31,11 @@ MODEL = "bench-model"
 VIRTUAL_KEY = "sk-bench-virtual-key-0123456789"
 CHAT_PATH = "/v1/chat/completions"
 
-# Config sections merged over the "passerelle" config for "passerelle-full" (see passerelle_config):
+# Config sections merged over the "passerelle" config (see passerelle_config).  "passerelle-budgets":
 # metering with a price, a hard monthly budget and rate limits on the bench key, and a soft daily
 # budget on its tenant, so every request reserves, settles and is priced into the ledger.  (Metering
-# alone is on by default in "passerelle" too.)  And the finance compliance pack: every prompt is scanned
-# and every answer scanned and restored (streams through the bounded hold-back).
-FULL_FEATURES_OVERLAY: dict[str, Any] | None = {
-    "compliance": {"packs": ["finance"]},
+# alone is on by default in "passerelle" too.)
+BUDGETS_OVERLAY: dict[str, Any] = {
     "metering": {
         "prices": [{"provider": "openai", "model": MODEL, "input": "3", "output": "15", "cache_read": "0.3"}],
         "budgets": [
@@ -43,6 +45,11 @@ FULL_FEATURES_OVERLAY: dict[str, Any] | None = {
         "rate_limits": [{"scope": "key", "scope_id": "bench", "rpm": 100_000_000, "tpm": 100_000_000_000}],
     },
 }
+# "passerelle-finance": the finance compliance pack, so every prompt is scanned and every answer scanned and
+# restored (streams through the bounded hold-back).
+FINANCE_OVERLAY: dict[str, Any] = {"compliance": {"packs": ["finance"]}}
+# "passerelle-full" and "passerelle-scaleout": both.
+FULL_FEATURES_OVERLAY: dict[str, Any] | None = {**BUDGETS_OVERLAY, **FINANCE_OVERLAY}
 FULL_FEATURES_MISSING = "skipped: the full-features overlay is not set"
 
 # "passerelle-scaleout": the full features on the scale-out backend (PostgreSQL + Redis, as several
@@ -58,6 +65,8 @@ DESCRIPTIONS = {
     "passthrough": "raw ASGI on granian + one pooled aiohttp client + orjson, no validation or auth (Python floor)",
     "passerelle": "Passerelle, default features, virtual key as Bearer, OpenAI dialect to an openai provider",
     "passerelle-granian": "Passerelle as above, served by granian instead of uvicorn",
+    "passerelle-budgets": "Passerelle with metering, hard + soft budgets and rate limits on (cost control)",
+    "passerelle-finance": "Passerelle with the finance compliance pack on (prompts and answers scanned)",
     "passerelle-full": "Passerelle with the finance compliance pack, metering, hard + soft budgets and rate limits on",
     "passerelle-scaleout": "passerelle-full on PostgreSQL + Redis (the multi-instance backend)",
     "litellm": "LiteLLM proxy, config of peers.md, master key as Bearer",
@@ -85,7 +94,7 @@ def deep_merge(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:
 
 
 def passerelle_config(upstream_port: int, workers: int, data_dir: Path, *, full: bool,
-                      engine: str = "uvicorn") -> dict[str, Any]:
+                      engine: str = "uvicorn", overlay: dict[str, Any] | None = None) -> dict[str, Any]:
     config: dict[str, Any] = {
         "server": {"workers": workers, "data_dir": str(data_dir), "engine": engine},
         "providers": {"upstream": {"type": "openai", "base_url": f"http://127.0.0.1:{upstream_port}/v1",
@@ -97,6 +106,8 @@ def passerelle_config(upstream_port: int, workers: int, data_dir: Path, *, full:
         if FULL_FEATURES_OVERLAY is None:
             raise ValueError(FULL_FEATURES_MISSING)
         config = deep_merge(config, FULL_FEATURES_OVERLAY)
+    if overlay is not None:
+        config = deep_merge(config, overlay)
     return config
 
 
@@ -133,6 +144,11 @@ def reset_scaleout() -> str | None:
     return None
 
 
+PASSERELLES = ("passerelle", "passerelle-granian", "passerelle-budgets", "passerelle-finance", "passerelle-full",
+               "passerelle-scaleout")
+_PART_OVERLAYS = {"passerelle-budgets": BUDGETS_OVERLAY, "passerelle-finance": FINANCE_OVERLAY}
+
+
 def unavailable(name: str, litellm: peer_litellm.LiteLLMInstall | None) -> str | None:
     """Why a gateway cannot run in this run, or None."""
     if name in ("passerelle-full", "passerelle-scaleout") and FULL_FEATURES_OVERLAY is None:
@@ -167,12 +183,13 @@ def start(name: str, upstream_port: int, workers: int, work: Path, tag: str) -> 
                "--workers", str(workers)]
         proc = Proc(name, cmd, log, env=_env(), cwd=REPO)
         return Endpoint(name, base + CHAT_PATH, {"authorization": "Bearer sk-unused"}, base + "/health", proc)
-    if name in ("passerelle", "passerelle-granian", "passerelle-full", "passerelle-scaleout"):
+    if name in PASSERELLES:
         data = work / f"{tag}-{name}-data"
         data.mkdir(parents=True, exist_ok=True)
         full = name in ("passerelle-full", "passerelle-scaleout")
         config = passerelle_config(upstream_port, workers, data, full=full,
-                                   engine="granian" if name == "passerelle-granian" else "uvicorn")
+                                   engine="granian" if name == "passerelle-granian" else "uvicorn",
+                                   overlay=_PART_OVERLAYS.get(name))
         if name == "passerelle-scaleout":
             problem = reset_scaleout()
             if problem:

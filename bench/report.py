@@ -9,8 +9,8 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-GATEWAY_ORDER = ("direct", "passthrough", "passerelle", "passerelle-granian", "passerelle-full", "passerelle-scaleout",
-                 "litellm")
+GATEWAY_ORDER = ("direct", "passthrough", "passerelle", "passerelle-granian", "passerelle-budgets",
+                 "passerelle-finance", "passerelle-full", "passerelle-scaleout", "litellm")
 # passerelle-granian (the same gateway on the other HTTP server) runs only when asked for.
 DEFAULT_GATEWAYS = tuple(g for g in GATEWAY_ORDER if g != "passerelle-granian")
 SCENARIO_ORDER = ("small", "stream", "large", "concurrent")
@@ -37,7 +37,11 @@ TARGET_SOAK_GROWTH = 0.10
 
 # The latency targets are measured again in paired rounds (bench/run.py: Runner.paired) for these.
 PAIRED_SCENARIOS = ("small", "stream")
-PAIRED_GATEWAYS = ("passthrough", "passerelle", "passerelle-full", "passerelle-scaleout")
+PAIRED_GATEWAYS = ("passthrough", "passerelle", "passerelle-budgets", "passerelle-finance", "passerelle-full",
+                   "passerelle-scaleout")
+# The configurations every target is checked for: the defaults, cost control's (issue 4: "with metering and budgets
+# on"), compliance's (issue 5: "with the finance pack on"), both, and both on the scale-out backend.
+TARGET_GATEWAYS = ("passerelle", "passerelle-budgets", "passerelle-finance", "passerelle-full", "passerelle-scaleout")
 
 Step = dict[str, Any]
 
@@ -340,7 +344,7 @@ def verdicts(result: Mapping[str, Any]) -> list[dict[str, str]]:
     gateways: Mapping[str, Any] = result.get("gateways", {})
     out: list[dict[str, str]] = []
     measured = {s["gateway"] for s in steps}
-    ran = [g for g in ("passerelle", "passerelle-full", "passerelle-scaleout") if g in measured]
+    ran = [g for g in TARGET_GATEWAYS if g in measured]
     for gw in ran or ["passerelle"]:
         # 1. added latency at 200 RPS, small, non-streaming
         target = (f"added p50 <= {TARGET_ADDED_P50_MS:g} ms and p99 <= {TARGET_ADDED_P99_MS:g} ms at "

@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 from bench import report
-from bench.gateways import FULL_FEATURES_MISSING, deep_merge, unavailable
+from bench.gateways import (
+    BUDGETS_OVERLAY,
+    FINANCE_OVERLAY,
+    FULL_FEATURES_MISSING,
+    deep_merge,
+    passerelle_config,
+    unavailable,
+)
 from bench.peer_litellm import LiteLLMInstall
 
 
@@ -134,6 +142,21 @@ def test_full_features_hook() -> None:
     assert "No matching distribution" in (unavailable("litellm", failed) or "")
     merged = deep_merge({"a": {"b": 1, "c": 2}, "k": [1]}, {"a": {"c": 3}, "m": {"x": 1}})
     assert merged == {"a": {"b": 1, "c": 3}, "k": [1], "m": {"x": 1}}
+
+
+def test_each_issue_has_its_own_configuration(tmp_path: Path) -> None:
+    """Cost control is measured with budgets and limits but no compliance, compliance with its pack but no budgets,
+    and "full" with both; every one of them gets the targets' verdicts."""
+    def config(overlay: dict[str, Any] | None = None, full: bool = False) -> dict[str, Any]:
+        return passerelle_config(9, 2, tmp_path, full=full, overlay=overlay)
+
+    budgets, finance, full = config(BUDGETS_OVERLAY), config(FINANCE_OVERLAY), config(full=True)
+    assert budgets["metering"]["budgets"] and budgets["metering"]["rate_limits"] and "compliance" not in budgets
+    assert finance["compliance"] == {"packs": ["finance"]} and "metering" not in finance
+    assert full["metering"] == budgets["metering"] and full["compliance"] == finance["compliance"]
+    steps = [step(gw, 200, 1.0 if gw == "direct" else 1.5, 2.0) for gw in report.GATEWAY_ORDER]
+    checked = {v["gateway"] for v in report.verdicts({"steps": steps, "gateways": {}})}
+    assert set(report.TARGET_GATEWAYS) <= checked
 
 
 def test_no_added_latency_over_a_saturated_floor() -> None:
