@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
 import pytest
 
 from passerelle.skills import signing
 from passerelle.skills.manifest import digest
-from passerelle.skills.registry import SkillError, SkillRegistry, SkillsPolicy
+from passerelle.skills.registry import STALE_LIMIT, SkillError, SkillRegistry, SkillsPolicy
 from passerelle.skills.store import SQLSkillStore
 from passerelle.stores.base import Conflict, NotFound
 from tests.skills.conftest import Principal, skill_files
@@ -197,3 +200,39 @@ async def test_the_catalog_cache_is_per_instance_and_bounded_in_time(registry: S
     assert await other.enabled_skills(reader) == []  # the other: after its TTL
     fresh = SkillRegistry(registry.store, SkillsPolicy(catalog_ttl_s=0))
     assert [s.name for s in await fresh.enabled_skills(reader)] == ["demo"]
+
+
+async def test_an_expired_catalog_is_read_again_off_the_request_path(registry: SkillRegistry) -> None:
+    """Past its TTL the cached catalog still answers at once while a background read refreshes it: a request never
+    waits for the store because a TTL ran out (only the first request of a key, or one after STALE_LIMIT TTLs, does)."""
+    other = SkillRegistry(registry.store, SkillsPolicy(catalog_ttl_s=0.05))  # another gateway instance
+    await registry.publish("acme", skill_files("demo"))
+    reader = Principal("acme")
+    assert await other.enabled_skills(reader) == []
+    await registry.install("acme", "tenant", "acme", "demo")
+    await asyncio.sleep(0.06)
+    reads = 0
+    release = asyncio.Event()
+    list_installs = registry.store.list_installs
+
+    async def slow_list_installs(*args: Any, **kw: Any) -> Any:
+        nonlocal reads
+        reads += 1
+        await release.wait()  # the store answers only when the test says so
+        return await list_installs(*args, **kw)
+
+    other.store.list_installs = slow_list_installs  # type: ignore[method-assign]
+    assert await asyncio.wait_for(other.enabled_skills(reader), 1) == []  # stale, without waiting for the store
+    assert await asyncio.wait_for(other.enabled_skills(reader), 1) == []  # one background read, not two
+    assert reads == 1
+    release.set()
+    for _ in range(100):
+        if not other._refreshing:
+            break
+        await asyncio.sleep(0.01)
+    assert [s.name for s in await other.enabled_skills(reader)] == ["demo"]
+    assert reads == 1
+    await asyncio.sleep(0.05 * STALE_LIMIT + 0.01)  # too old to serve: the request reads the store itself
+    await registry.uninstall("acme", "tenant", "acme", "demo")
+    assert await asyncio.wait_for(other.enabled_skills(reader), 1) == []
+    assert reads == 2

@@ -81,7 +81,9 @@ class SkillsPolicy:
     allow_high_risk: bool = False  # may a version whose risk report is high be installed?
     require_signature: bool = False  # refuse to publish unsigned versions
     max_load_bytes: int = 200_000  # read_skill_file returns at most this much of a file
-    catalog_ttl_s: float = 5.0  # enabled_skills answers are reused this long (other instances' writes show after it)
+    # enabled_skills answers are reused this long; past it the next request still gets them while they are read again
+    # in the background (other instances' writes show after it), unless they are older than STALE_LIMIT TTLs.
+    catalog_ttl_s: float = 5.0
     limits: Limits = field(default_factory=Limits)
 
 
@@ -111,6 +113,10 @@ def new_id(prefix: str) -> str:
     return prefix + "".join(secrets.choice(_ID_ALPHABET) for _ in range(24))
 
 
+_Scope = tuple[str, str | None, str | None]  # tenant, team, key
+STALE_LIMIT = 10  # catalog TTLs after which a cached answer is no longer served while it is read again
+
+
 class SkillRegistry:
     def __init__(self, store: SkillStore, policy: SkillsPolicy | None = None,
                  clock: Callable[[], float] = time.time) -> None:
@@ -118,12 +124,18 @@ class SkillRegistry:
         self.policy = policy or SkillsPolicy()
         self._clock = clock
         # (tenant, team, key) -> (when, effective installs): the request path asks on every request.
-        self._effective: dict[tuple[str, str | None, str | None], tuple[float, list[Effective]]] = {}
+        self._effective: dict[_Scope, tuple[float, list[Effective]]] = {}
+        self._refreshing: dict[_Scope, asyncio.Task[None]] = {}
+        self._generation = 0  # moves on every write here: a read begun before it is not kept
 
     def _changed(self) -> None:
+        self._generation += 1
         self._effective.clear()
 
     async def aclose(self) -> None:
+        for task in list(self._refreshing.values()):
+            task.cancel()
+        await asyncio.gather(*self._refreshing.values(), return_exceptions=True)
         await self.store.aclose()
 
     # publishers
@@ -357,13 +369,35 @@ class SkillRegistry:
         cache_key = (tenant_id, team_id, key_id)
         cached = self._effective.get(cache_key)
         now = time.monotonic()
-        if cached is not None and now - cached[0] < self.policy.catalog_ttl_s:
-            return cached[1]
+        if cached is not None:
+            age, ttl = now - cached[0], self.policy.catalog_ttl_s
+            if age < ttl:
+                return cached[1]
+            if age < ttl * STALE_LIMIT:  # the request path never waits for the store to be read again
+                if cache_key not in self._refreshing:
+                    task = asyncio.create_task(self._refresh(cache_key))
+                    self._refreshing[cache_key] = task
+                    task.add_done_callback(lambda _: self._refreshing.pop(cache_key, None))
+                return cached[1]
+        generation = self._generation
         found = await self._effective_installs(tenant_id, team_id, key_id)
+        self._keep(cache_key, now, found, generation)
+        return found
+
+    async def _refresh(self, cache_key: _Scope) -> None:
+        generation, started = self._generation, time.monotonic()
+        try:
+            found = await self._effective_installs(*cache_key)
+        except Exception:  # the store is down: the cached answer serves until STALE_LIMIT, then requests see why
+            return
+        self._keep(cache_key, started, found, generation)
+
+    def _keep(self, cache_key: _Scope, when: float, found: list[Effective], generation: int) -> None:
+        if generation != self._generation:
+            return  # a write here since the read began: the next request reads again
         if len(self._effective) > 10_000:
             self._effective.clear()
-        self._effective[cache_key] = (now, found)
-        return found
+        self._effective[cache_key] = (when, found)
 
     async def _effective_installs(self, tenant_id: str, team_id: str | None, key_id: str | None) -> list[Effective]:
         scopes = [(s, i) for s, i in (("key", key_id), ("team", team_id), ("tenant", tenant_id)) if i]
