@@ -20,6 +20,7 @@ import redis.asyncio as aioredis
 
 from passerelle.stores.base import Admission, Bucket, Charge, Slot
 from passerelle.stores.counters_memory import bucket_level
+from passerelle.stores.redis_scripts import Script, ScriptClient
 
 # Shared by both scripts: exact comparison of integer decimal strings, and a bucket's tokens now.
 PRELUDE = """
@@ -140,9 +141,13 @@ class RedisCounters:
         self._redis = client
         self.prefix = prefix
         self._max_cache_entry_bytes = max_cache_entry_bytes
-        # redis-py runs EVALSHA and loads the script on NOSCRIPT (a restarted or new server).
-        self._admit = client.register_script(ADMIT)
-        self._settle = client.register_script(SETTLE)
+        # The two scripts every request runs go through the lean client (redis_scripts.py); both load the script
+        # again on NOSCRIPT (a restarted or new server).
+        self._scripts = ScriptClient.like(client, max_connections=client.connection_pool.max_connections,
+                                          timeout=client.connection_pool.connection_kwargs.get("socket_timeout") or 5.0)
+        self._admit, self._settle = Script(ADMIT), Script(SETTLE)
+        self._admit_py = client.register_script(ADMIT)
+        self._settle_py = client.register_script(SETTLE)
 
     @classmethod
     async def connect(cls, url: str, prefix: str = "passerelle:", max_cache_entry_bytes: int = 1 << 20, *,
@@ -162,7 +167,14 @@ class RedisCounters:
         await self._redis.ping()
 
     async def aclose(self) -> None:
+        if self._scripts is not None:
+            await self._scripts.aclose()
         await self._redis.aclose()
+
+    async def _run(self, script: Script, keys: list[str], args: list[str | int]) -> Any:
+        if self._scripts is not None:
+            return await self._scripts.evalsha(script, keys, args)
+        return await (self._admit_py if script is self._admit else self._settle_py)(keys=keys, args=args)
 
     async def admit(self, request_id: str, charges: Sequence[Charge], reserve_pico: int,
                     buckets: Sequence[Bucket], slots: Sequence[Slot]) -> Admission:
@@ -173,7 +185,7 @@ class RedisCounters:
             args += [b.capacity, repr(float(b.refill_per_s)), b.cost]
         for s in slots:
             args += [s.limit, s.lease_s * 1000]
-        reply: list[Any] = await self._admit(keys=keys, args=args)
+        reply: list[Any] = await self._run(self._admit, keys, args)
         code, index, retry, tokens, missing = reply
         levels = {b.counter: bucket_level(b, float(t)) for b, t in zip(buckets, tokens, strict=True)}
         if code == 0:
@@ -193,7 +205,7 @@ class RedisCounters:
             args += ["", ""] if c.limit_pico is None else [c.limit_pico, c.limit_pico + reserved_pico]
         for b, actual in zip(buckets, actual_costs, strict=True):
             args += [b.capacity, repr(float(b.refill_per_s)), b.cost - actual]
-        crossed: list[int] = await self._settle(keys=keys, args=args)
+        crossed: list[int] = await self._run(self._settle, keys, args)
         return [charges[i].counter for i in crossed]
 
     async def seed(self, counter: str, value_pico: int, ttl_s: int | None) -> None:
