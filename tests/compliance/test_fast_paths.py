@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import ipaddress
 import random
+import re
 import string
+from bisect import bisect_left
 
 import pytest
 from stdnum import bitcoin, iban, luhn
 from stdnum.fr import siret
 
+from passerelle.compliance.context import _LOOKUP, _PRESENT, WORDS, _any_of
 from passerelle.compliance.detectors import finance, wallets
 from passerelle.compliance.detectors.common import (
     attached,
@@ -23,7 +26,7 @@ from passerelle.compliance.detectors.common import (
 from passerelle.compliance.detectors.contact import _email, _ipv4, _phone
 from passerelle.compliance.detectors.person import _PLACE_ENDS, _PLACES, PersonDetector
 from passerelle.compliance.detectors.phones import valid_phone
-from passerelle.compliance.engine import _characters
+from passerelle.compliance.engine import _continuations
 from tests.compliance.test_phones import reference
 
 RNG = random.Random(20251127)
@@ -138,14 +141,33 @@ def test_email_local_part_is_at_most_64_characters() -> None:
     assert found is not None and text[found.start:found.end] == "jean.dupont@example.org"
 
 
-def test_character_counts_of_utf8_slices() -> None:
+def test_string_offsets_of_utf8_offsets() -> None:
+    continuation = bytes(range(0x80, 0xC0))
     for _ in range(5000):
         text = "".join(RNG.choice("aé€😀\ud800 1") for _ in range(RNG.randint(0, 12)))
         data = text.encode("utf-8", "surrogatepass")
-        start, end = sorted(RNG.choices(range(len(data) + 1), k=2))
-        while start < end and 0x80 <= data[start] < 0xC0:  # matches start on a character, may end inside one
-            start += 1
-        assert _characters(data, start, end) == len(data[start:end].translate(None, bytes(range(0x80, 0xC0))))
+        skips = _continuations(data)
+        for offset in range(len(data) + 1):  # a match may end inside a character: its first byte counts
+            characters = len(data[:offset].translate(None, continuation))
+            assert offset - bisect_left(skips, offset) == characters
+            if offset == len(data) or data[offset] not in continuation:  # a character boundary
+                assert characters == len(data[:offset].decode("utf-8", "surrogatepass"))
+
+
+def test_presence_searches_agree_with_the_lookups() -> None:
+    # Windows made of context words (every spelling a branch allows is not needed: the first letters are what
+    # changed), glued to letters, digits, accents and punctuation on either side.
+    pieces = ["card", "cards", "tel", "tél.", "téléphone", "ip", "vip", "n° rcs", "établissement", "etablissement",
+              "überweisung", "ueberweisung", "version", "v", "v2", "build", "order", "ref", "réf", "dea#", "ssn",
+              "x", "é", "_", "1", " ", "-", ".", "'", ":"]
+    groups = [*WORDS, ("phone_fr", "phone_de", "phone_en", "reference"), ("ssn", "itin")]
+    for _ in range(20000):
+        window = "".join(RNG.choice(pieces) for _ in range(RNG.randint(1, 5)))
+        for group in groups:
+            lookup = _LOOKUP[group] if isinstance(group, str) else \
+                re.compile(rf"\b(?:{'|'.join(WORDS[g] for g in group)})(?!\w)")
+            present = _PRESENT[group] if isinstance(group, str) else _any_of(group)
+            assert (lookup.search(window) is None) is (present.search(window) is None), (group, window)
 
 
 def test_attached_is_glued_or_embedded() -> None:

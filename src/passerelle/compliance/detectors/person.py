@@ -177,23 +177,25 @@ class _Triggers:
         literals = sorted(forms)  # a stable order: the cache key depends on it
         self.kinds = [forms[lit] for lit in literals]
         self.lengths = [len(lit) for lit in literals]
-        # From a match's end to the trigger's position: the next word's start for a cue, else the literal's start.
-        self._shifts = [0 if kind & _NEXT else length for kind, length in zip(self.kinds, self.lengths, strict=True)]
+        # From a match's end to the trigger's position (the next word's start for a cue, else the literal's start),
+        # as a trigger is coded: ``position << 2 | kind``, an int that sorts like (position, kind).
+        self._codes = [((0 if kind & _NEXT else length) << 2) - kind
+                       for kind, length in zip(self.kinds, self.lengths, strict=True)]
         self.words = compile_cached(literals, list(range(len(literals))), [0] * len(literals), literal=True)
         self._local = threading.local()
         _release_heap()
 
-    def find(self, text: str) -> list[tuple[int, int]]:
-        """(start, kind) of every trigger, in text order."""
+    def find(self, text: str) -> list[int]:
+        """Every trigger as ``start << 2 | kind``, in text order (ints: no tuple per trigger, a faster sort)."""
         scratch = getattr(self._local, "words", None)
         if scratch is None:  # scratch space is per thread
             scratch = self._local.words = hyperscan.Scratch(self.words)
         data = text.encode("latin-1", "replace")
-        found: list[tuple[int, int]] = []
-        append, kinds, shifts = found.append, self.kinds, self._shifts
+        found: list[int] = []
+        append, codes = found.append, self._codes
 
         def on_word(i: int, _from: int, to: int, _flags: int, _ctx: object) -> None:
-            append((to - shifts[i], kinds[i]))
+            append((to << 2) - codes[i])
 
         self.words.scan(data, on_word, 0, None, scratch)  # positional: cheaper than keywords
         found.sort()
@@ -246,8 +248,9 @@ class PersonDetector:
         out: list[Finding] = []
         done = 0  # end of the last run judged
         size = len(text)
-        for start, kind in self._triggers.find(text):
-            if kind & _NEXT:  # a cue: the name is the next word ("name is Marie", "Nom : Dupont")
+        for code in self._triggers.find(text):
+            start = code >> 2
+            if code & _NEXT:  # a cue: the name is the next word ("name is Marie", "Nom : Dupont")
                 pos = start
                 while pos < size and text[pos] in " \t\xa0:":
                     pos += 1
