@@ -7,6 +7,8 @@ import random
 import phonenumbers
 import pytest
 
+from passerelle.compliance.detectors import phones
+from passerelle.compliance.detectors.contact import ContactDetector
 from passerelle.compliance.detectors.phones import valid_phone
 
 
@@ -44,3 +46,13 @@ def test_agrees_with_phonenumbers_on_random_candidates() -> None:
         else:
             number = "0" + digits[1:] if rng.random() < 0.6 else digits
         assert valid_phone(number, region) is reference(number, region), (number, region)
+
+
+def test_building_the_contact_detector_compiles_the_common_validity_patterns() -> None:
+    """The first request holding a US number must not pay for compiling the 25 NANP regions' pattern."""
+    phones._fit.cache_clear()
+    ContactDetector()
+    warmed = phones._fit.cache_info().currsize
+    assert warmed >= len(phones.WARM_COUNTRY_CODES) * 14
+    assert phones.valid_phone("(202) 555-0143", "US")
+    assert phones._fit.cache_info().currsize == warmed  # nothing compiled on the way

@@ -18,7 +18,7 @@ from passerelle.compliance.detectors.common import (
     one_separator_kind,
     trivial_digits,
 )
-from passerelle.compliance.detectors.phones import valid_phone
+from passerelle.compliance.detectors.phones import valid_phone, warm
 from passerelle.compliance.findings import Finding, Pattern
 
 _PHONE_CONTEXT = ("phone_fr", "phone_de", "phone_en")
@@ -236,4 +236,7 @@ class ContactDetector(PatternDetector):
     name = "contact"
     types = TYPES
     _patterns = PATTERNS
+
+    def __init__(self) -> None:
+        warm()  # at start-up, not on the first request with a phone number
 

@@ -53,6 +53,19 @@ def _fit(country_code: int, n: int) -> re.Pattern[str] | None:
     return re.compile("|".join(branches)) if branches else None
 
 
+# The country codes whose numbers the contact detector reads most (its context regions and NANP): their validity
+# patterns are compiled when the detector is built, not by the first request that holds such a number (the
+# 25 NANP regions' pattern takes some 20 ms to compile).
+WARM_COUNTRY_CODES = (1, 33, 44, 49)
+
+
+def warm(country_codes: tuple[int, ...] = WARM_COUNTRY_CODES) -> None:
+    """Compile the validity patterns of every national-number length of ``country_codes`` (about 90 ms)."""
+    for code in country_codes:
+        for n in range(4, 18):
+            _fit(code, n)
+
+
 @cache
 def _parsing(region: str) -> _Parsing | None:
     """What parsing a national number with ``region`` uses: its national-prefix rule, the rule's rewriting, the
