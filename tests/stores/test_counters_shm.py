@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -126,3 +127,27 @@ async def test_a_record_moved_by_another_process_is_found_where_it_now_is(tmp_pa
     finally:
         await mine.aclose()
         await other.aclose()
+
+
+async def test_a_contended_operation_runs_on_the_loops_thread(tmp_path: Path) -> None:
+    """Waiting for another worker's hold costs no thread hop: the operation is tried again from the event loop."""
+    path = tmp_path / "c.shm"
+    counters = SharedMemoryCounters(path)
+    other = FileLock(path.with_name(path.name + ".lock"))
+    threads: list[int] = []
+    apply = counters._apply
+
+    def recording_apply(op: Any) -> Any:
+        threads.append(threading.get_ident())
+        return apply(op)
+
+    counters._apply = recording_apply  # type: ignore[method-assign]
+    try:
+        await counters.seed(BUDGET, 0, 3600)
+        other.acquire(1.0)
+        threading.Timer(0.02, other.release).start()
+        assert (await asyncio.wait_for(counters.admit("r1", [Charge(BUDGET, 100)], 10, [], []), 5)).ok
+        assert threads and set(threads) == {threading.get_ident()}
+    finally:
+        other.close()
+        await counters.aclose()

@@ -11,10 +11,11 @@ Alert flags and the response cache are neither hot nor fixed-size: they stay in 
 - Records are keyed by a 16-byte BLAKE2b digest of their kind and name (an all-zero key is an empty
   record, all-0xff a deleted one); the operations are the pure rules of ``counters_memory``, so the
   results match every other backend.
-- An operation runs at once on the caller's thread when nobody holds the lock (tried, never waited
-  for: it is held for microseconds); otherwise it waits for it on a helper thread, so the event loop
-  never blocks.  Every record an operation needs is found or allocated before anything is changed: a
-  full table fails the operation (503 upstream of here) and changes nothing.
+- An operation runs on the event loop's thread when nobody holds the lock (tried, never blocked on:
+  it is held for microseconds); otherwise the loop goes on with other work and the operation tries
+  again, at once and then backing off up to a millisecond, so the event loop never blocks.  Every
+  record an operation needs is found or allocated before anything is changed: a full table fails the
+  operation (503 upstream of here) and changes nothing.
 - Time is the wall clock, read under the lock: processes must agree on it.
 - Not durable, as the SQLite file was not: a crashed process loses nothing (the pages are the OS's), a
   crashed machine may lose the file, and deleting it (gateway stopped) is safe: budget counters are
@@ -31,6 +32,7 @@ import hashlib
 import math
 import mmap
 import os
+import sqlite3
 import struct
 import threading
 import time
@@ -68,6 +70,7 @@ NEVER = math.inf
 # holder records, in their own table: i = the slot's key prefix, x = lease expiry
 CHARGE, BUCKET, SLOT, HOLDER = b"c", b"b", b"s", b"h"
 SWEEP_CHUNK = 4096  # records swept per hold of the lock
+MIN_PAUSE_S, MAX_PAUSE_S = 0.00005, 0.001  # between tries of a lock another worker holds
 
 
 def _key(kind: bytes, name: str) -> bytes:
@@ -365,26 +368,29 @@ class SharedMemoryCounters:
     # running under the lock
 
     async def _run(self, op: Callable[[_State], T]) -> T:
-        if self._closed:
-            raise RuntimeError("the counters are closed")
-        if self._mutex.acquire(blocking=False):
-            try:
-                if self._lock.try_acquire():
-                    try:
-                        return self._apply(op)
-                    finally:
-                        self._lock.release()
-            finally:
-                self._mutex.release()
-        return await asyncio.get_running_loop().run_in_executor(self._executor, self._wait_and_apply, op)
-
-    def _wait_and_apply(self, op: Callable[[_State], T]) -> T:
-        with self._mutex:
-            self._lock.acquire(BUSY_TIMEOUT_MS / 1000)
-            try:
-                return self._apply(op)
-            finally:
-                self._lock.release()
+        """Runs ``op`` under the lock on the event loop's thread.  Another worker holds the lock for microseconds:
+        when it is taken, the loop goes on with other work and tries again, first at once, then backing off up to a
+        millisecond.  (Waiting on a helper thread instead cost two thread hops, and every operation of this worker
+        queued behind that wait: under 1,000 requests/s, 3% of operations took that path.)"""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + BUSY_TIMEOUT_MS / 1000
+        pause = 0.0
+        while True:
+            if self._closed:
+                raise RuntimeError("the counters are closed")
+            if self._mutex.acquire(blocking=False):  # the sweep's thread holds it a chunk at a time
+                try:
+                    if self._lock.try_acquire():
+                        try:
+                            return self._apply(op)
+                        finally:
+                            self._lock.release()
+                finally:
+                    self._mutex.release()
+            if loop.time() > deadline:
+                raise sqlite3.OperationalError("database is locked")  # as a SQLite counter would say
+            await asyncio.sleep(pause)
+            pause = min(MAX_PAUSE_S, pause * 2 or MIN_PAUSE_S)
 
     def _apply(self, op: Callable[[_State], T]) -> T:
         now = self._clock()
