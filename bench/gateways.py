@@ -49,8 +49,11 @@ BUDGETS_OVERLAY: dict[str, Any] = {
 # restored (streams through the bounded hold-back).
 FINANCE_OVERLAY: dict[str, Any] = {"compliance": {"packs": ["finance"]}}
 # "passerelle-full" and "passerelle-scaleout": both.
-FULL_FEATURES_OVERLAY: dict[str, Any] | None = {**BUDGETS_OVERLAY, **FINANCE_OVERLAY}
-FULL_FEATURES_MISSING = "skipped: the full-features overlay is not set"
+FULL_FEATURES_OVERLAY: dict[str, Any] = {**BUDGETS_OVERLAY, **FINANCE_OVERLAY}
+# Each Passerelle configuration: its sections over the defaults (scale-out adds its store in ``start``).
+OVERLAYS: dict[str, dict[str, Any]] = {"passerelle-budgets": BUDGETS_OVERLAY, "passerelle-finance": FINANCE_OVERLAY,
+                                       "passerelle-full": FULL_FEATURES_OVERLAY,
+                                       "passerelle-scaleout": FULL_FEATURES_OVERLAY}
 
 # "passerelle-scaleout": the full features on the scale-out backend (PostgreSQL + Redis, as several
 # instances behind a load balancer would share them).  Its schema and key prefix are emptied before
@@ -93,8 +96,8 @@ def deep_merge(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def passerelle_config(upstream_port: int, workers: int, data_dir: Path, *, full: bool,
-                      engine: str = "uvicorn", overlay: dict[str, Any] | None = None) -> dict[str, Any]:
+def passerelle_config(upstream_port: int, workers: int, data_dir: Path, *, engine: str = "uvicorn",
+                      overlay: dict[str, Any] | None = None) -> dict[str, Any]:
     config: dict[str, Any] = {
         "server": {"workers": workers, "data_dir": str(data_dir), "engine": engine},
         "providers": {"upstream": {"type": "openai", "base_url": f"http://127.0.0.1:{upstream_port}/v1",
@@ -102,13 +105,7 @@ def passerelle_config(upstream_port: int, workers: int, data_dir: Path, *, full:
         "models": {MODEL: {"deployments": [{"provider": "upstream", "model": MODEL}]}},
         "keys": [{"name": "bench", "key": VIRTUAL_KEY}],
     }
-    if full:
-        if FULL_FEATURES_OVERLAY is None:
-            raise ValueError(FULL_FEATURES_MISSING)
-        config = deep_merge(config, FULL_FEATURES_OVERLAY)
-    if overlay is not None:
-        config = deep_merge(config, overlay)
-    return config
+    return deep_merge(config, overlay) if overlay is not None else config
 
 
 def scaleout_overlay() -> dict[str, Any]:
@@ -144,15 +141,11 @@ def reset_scaleout() -> str | None:
     return None
 
 
-PASSERELLES = ("passerelle", "passerelle-granian", "passerelle-budgets", "passerelle-finance", "passerelle-full",
-               "passerelle-scaleout")
-_PART_OVERLAYS = {"passerelle-budgets": BUDGETS_OVERLAY, "passerelle-finance": FINANCE_OVERLAY}
+PASSERELLES = ("passerelle", "passerelle-granian", *OVERLAYS)
 
 
 def unavailable(name: str, litellm: peer_litellm.LiteLLMInstall | None) -> str | None:
     """Why a gateway cannot run in this run, or None."""
-    if name in ("passerelle-full", "passerelle-scaleout") and FULL_FEATURES_OVERLAY is None:
-        return FULL_FEATURES_MISSING
     if name == "passerelle-scaleout":
         return reset_scaleout()
     if name == "litellm":
@@ -186,10 +179,9 @@ def start(name: str, upstream_port: int, workers: int, work: Path, tag: str) -> 
     if name in PASSERELLES:
         data = work / f"{tag}-{name}-data"
         data.mkdir(parents=True, exist_ok=True)
-        full = name in ("passerelle-full", "passerelle-scaleout")
-        config = passerelle_config(upstream_port, workers, data, full=full,
+        config = passerelle_config(upstream_port, workers, data,
                                    engine="granian" if name == "passerelle-granian" else "uvicorn",
-                                   overlay=_PART_OVERLAYS.get(name))
+                                   overlay=OVERLAYS.get(name))
         if name == "passerelle-scaleout":
             problem = reset_scaleout()
             if problem:

@@ -8,9 +8,7 @@ from typing import Any
 
 from bench import report
 from bench.gateways import (
-    BUDGETS_OVERLAY,
-    FINANCE_OVERLAY,
-    FULL_FEATURES_MISSING,
+    OVERLAYS,
     deep_merge,
     passerelle_config,
     unavailable,
@@ -82,7 +80,7 @@ def test_added_latency_sustained_throughput_and_verdicts() -> None:
     assert summ["passthrough"]["small"]["lower_bound"] is True
     assert summ["litellm"]["small"]["sustained_rps"] is None
     statuses: dict[str, dict[str, str]] = {g: {"status": "ok"} for g in report.GATEWAY_ORDER}
-    statuses["passerelle-full"] = {"status": "skipped", "message": FULL_FEATURES_MISSING}
+    statuses["passerelle-full"] = {"status": "skipped", "message": "skipped: not in this test"}
     result = {"steps": steps, "summary": summ, "gateways": statuses,
               "closed": [{"gateway": "litellm", "concurrency": 64, "achieved_rps": 15.0, "errors": 0,
                           "latency_ms": {"p50": 400.0, "p99": 900.0}}]}
@@ -135,7 +133,7 @@ def test_max_open_and_soak_growth() -> None:
 
 
 def test_full_features_hook() -> None:
-    assert unavailable("passerelle-full", None) is None  # metering, budgets and limits exist now
+    assert unavailable("passerelle-full", None) is None
     assert unavailable("passerelle", None) is None
     assert unavailable("litellm", None) == "skipped: not installed"
     failed = LiteLLMInstall(False, None, "pip install 'litellm[proxy]' failed (exit 1):\nNo matching distribution")
@@ -147,10 +145,8 @@ def test_full_features_hook() -> None:
 def test_each_issue_has_its_own_configuration(tmp_path: Path) -> None:
     """Cost control is measured with budgets and limits but no compliance, compliance with its pack but no budgets,
     and "full" with both; every one of them gets the targets' verdicts."""
-    def config(overlay: dict[str, Any] | None = None, full: bool = False) -> dict[str, Any]:
-        return passerelle_config(9, 2, tmp_path, full=full, overlay=overlay)
-
-    budgets, finance, full = config(BUDGETS_OVERLAY), config(FINANCE_OVERLAY), config(full=True)
+    budgets, finance, full = (passerelle_config(9, 2, tmp_path, overlay=OVERLAYS[name])
+                              for name in ("passerelle-budgets", "passerelle-finance", "passerelle-full"))
     assert budgets["metering"]["budgets"] and budgets["metering"]["rate_limits"] and "compliance" not in budgets
     assert finance["compliance"] == {"packs": ["finance"]} and "metering" not in finance
     assert full["metering"] == budgets["metering"] and full["compliance"] == finance["compliance"]
