@@ -12,8 +12,10 @@ import uvloop
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
+from passerelle.stores.base import Bucket, Charge
+from passerelle.stores.counters_redis import RedisCounters
 from passerelle.stores.redis_scripts import Script, ScriptClient, command
-from tests.stores.counters_fixtures import REDIS_URL
+from tests.stores.counters_fixtures import REDIS_URL, delete_prefix
 
 ECHO = Script("return {KEYS[1], ARGV[1], redis.call('GET', KEYS[1])}")
 
@@ -138,3 +140,29 @@ async def test_a_closed_client_refuses() -> None:
     await scripts.aclose()
     with pytest.raises(RedisConnectionError):
         await scripts.evalsha(ECHO, ["k"], ["v"])
+
+
+async def test_counters_answer_alike_through_the_lean_client_and_redis_py() -> None:
+    """Where the lean client cannot go (TLS, a Unix socket) redis-py runs the same scripts, with the same answers."""
+    prefix = f"test:scripts:{uuid.uuid4().hex}:"
+    charges = [Charge("budget:k", 10_000)]
+    buckets = [Bucket("rl:req", 5, 1.0, 1)]
+    answers = {}
+    try:
+        for lean in (True, False):
+            counters = await RedisCounters.connect(REDIS_URL, prefix + ("lean:" if lean else "py:"))
+            try:
+                assert counters._scripts is not None
+                if not lean:
+                    counters._scripts = None  # as for a rediss:// or unix:// URL
+                await counters.seed("budget:k", 0, 3600)
+                admitted = await counters.admit("r1", charges, 6_000, buckets, [])
+                refused = await counters.admit("r2", charges, 6_000, buckets, [])
+                crossed = await counters.settle("r1", charges, 6_000, 5_000, buckets, [1], [])
+                answers[lean] = (admitted.ok, refused.ok, refused.reason, refused.denied_by, crossed,
+                                 await counters.committed(["budget:k"]))
+            finally:
+                await counters.aclose()
+        assert answers[True] == answers[False] == (True, False, "budget", "budget:k", [], [5_000])
+    finally:
+        await delete_prefix(prefix)

@@ -146,8 +146,8 @@ class RedisCounters:
         self._scripts = ScriptClient.like(client, max_connections=client.connection_pool.max_connections,
                                           timeout=client.connection_pool.connection_kwargs.get("socket_timeout") or 5.0)
         self._admit, self._settle = Script(ADMIT), Script(SETTLE)
-        self._admit_py = client.register_script(ADMIT)
-        self._settle_py = client.register_script(SETTLE)
+        # TLS and Unix sockets: redis-py runs them.
+        self._fallback = {script: client.register_script(script.source) for script in (self._admit, self._settle)}
 
     @classmethod
     async def connect(cls, url: str, prefix: str = "passerelle:", max_cache_entry_bytes: int = 1 << 20, *,
@@ -174,7 +174,7 @@ class RedisCounters:
     async def _run(self, script: Script, keys: list[str], args: list[str | int]) -> Any:
         if self._scripts is not None:
             return await self._scripts.evalsha(script, keys, args)
-        return await (self._admit_py if script is self._admit else self._settle_py)(keys=keys, args=args)
+        return await self._fallback[script](keys=keys, args=args)
 
     async def admit(self, request_id: str, charges: Sequence[Charge], reserve_pico: int,
                     buckets: Sequence[Bucket], slots: Sequence[Slot]) -> Admission:
