@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import time
@@ -207,8 +208,13 @@ class App:
 
 
 def create_app(config: Config | None = None, data_dir: Path | None = None,
-               admin_key_sha256: str | None = None) -> App:
-    """Build the app from arguments, or from the environment the CLI sets for worker processes."""
+               admin_key_sha256: str | None = None, *, freeze_heap: bool = False) -> App:
+    """Build the app from arguments, or from the environment the CLI sets for worker processes.
+
+    ``freeze_heap`` (worker processes): once the gateway is built, the objects made at start-up (detector
+    tables, phone metadata, name lists: most of the heap) move to the collector's permanent generation.
+    Without it, the first full collection under load walked all of them: 60-70 ms with the finance pack,
+    during which the worker answered nothing (measured with ``gc.callbacks`` at 400 requests/s)."""
 
     async def build() -> Gateway:
         cfg = config if config is not None else load_config(os.environ.get("PASSERELLE_CONFIG") or None)
@@ -217,10 +223,18 @@ def create_app(config: Config | None = None, data_dir: Path | None = None,
         admin = admin_key_sha256 or os.environ.get("PASSERELLE_ADMIN_KEY_SHA256")
         workers = int(os.environ.get("PASSERELLE_WORKERS") or cfg.server.workers)
         gateway = await Gateway.open(cfg, home, admin, workers)
+        if freeze_heap:
+            gc.collect()  # start-up's garbage is freed, not frozen
+            gc.freeze()
         log("worker_ready", logging.INFO, pid=os.getpid(), providers=sorted(cfg.providers))
         return gateway
 
     return App(build)
+
+
+def create_worker_app() -> App:
+    """The factory the HTTP servers call in each worker process (see ``server.engines``)."""
+    return create_app(freeze_heap=True)
 
 
 def default_home() -> str:

@@ -10,7 +10,7 @@ import sys
 from typing import Literal
 
 Engine = Literal["uvicorn", "granian"]
-APP = "passerelle.server.app:create_app"
+APP = "passerelle.server.app:create_worker_app"
 
 
 def serve_uvicorn(host: str, port: int, workers: int, log_level: str, graceful_timeout: float) -> None:

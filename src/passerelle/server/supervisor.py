@@ -19,6 +19,8 @@ import subprocess
 import sys
 import time
 
+from passerelle.server.engines import APP
+
 RESTART_INTERVAL_S = 1.0
 
 
@@ -44,7 +46,7 @@ def run_worker(fd: int, log_level: str, graceful_timeout: float) -> None:
     import uvicorn
 
     sock = socket.socket(fileno=fd)
-    config = uvicorn.Config("passerelle.server.app:create_app", factory=True,
+    config = uvicorn.Config(APP, factory=True,
                             loop="uvloop" if sys.platform != "win32" else "asyncio", http="httptools",
                             lifespan="on", access_log=False, log_level=log_level, server_header=False,
                             timeout_graceful_shutdown=int(graceful_timeout))
