@@ -191,6 +191,19 @@ async def test_a_key_without_skills_sees_no_catalog(gateway: Gateway, dialect: s
     assert text == QUESTION and calls == []
 
 
+async def test_token_counting_counts_the_catalog_the_key_is_offered(gateway: Gateway) -> None:
+    messages: Any = [{"role": "user", "content": QUESTION}]
+    plain = await gateway.anthropic(PLAIN_KEY).messages.count_tokens(model="claude-test", messages=messages)
+    assert "available_skills" not in json.dumps(gateway.upstream.received[-1])
+    offered = await gateway.anthropic().messages.count_tokens(model="claude-test", messages=messages)
+    sent = gateway.upstream.received[-1]
+    assert "pdf-tools" in json.dumps(sent["system"]) and [t["name"] for t in sent["tools"]] == ["load_skill"]
+    assert offered.input_tokens > plain.input_tokens
+    # The simulator counts a body the way its answers report usage: the count is what the call will cost.
+    answer = await gateway.anthropic(PLAIN_KEY).messages.create(model="claude-test", max_tokens=50, messages=messages)
+    assert answer.usage.input_tokens == plain.input_tokens
+
+
 async def test_a_caller_tool_called_with_the_load_tool_reaches_the_caller_alone(gateway: Gateway) -> None:
     weather = {"name": "get_weather", "description": "Weather of a city.",
                "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}

@@ -22,6 +22,7 @@ from passerelle.server.asgi import ClientDisconnected, Receive, Scope, Send, hea
 from passerelle.server.chat import handle_chat, new_request_id, read_json, response_headers, send_error
 from passerelle.server.codecs import ANTHROPIC, OPENAI, codec_for_headers
 from passerelle.server.gateway import Gateway
+from passerelle.server.skills_gateway import prepare_skills
 
 Handler = Callable[[Gateway, Scope, Receive, Send, Mapping[str, str]], Awaitable[None]]
 _STARTED_AT = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
@@ -49,6 +50,8 @@ async def count_tokens(gw: Gateway, scope: Scope, receive: Receive, send: Send,
         protection = gw.compliance.protect(principal, request) if gw.compliance.enabled else None
         if protection is not None and protection.refusal is not None:  # counting sends the prompt upstream too
             raise protection.refusal
+        # The catalog and tool the skills stage adds to this key's messages calls count too.
+        await prepare_skills(gw, principal, request)
         tokens = await gw.router.count_tokens(request)
     except GatewayError as err:
         await send_error(send, ANTHROPIC, err, request_id)

@@ -9,12 +9,13 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 from aiohttp import web
 
-from passerelle.canonical import ChatRequest
+from passerelle.canonical import ChatRequest, MessagesRequest
+from passerelle.canonical.text import request_text
 from passerelle.config.schema import SimulatorConfig
 from passerelle.dialects.anthropic.errors import anthropic_error_body
 from passerelle.dialects.anthropic.request import chat_request_from_anthropic
@@ -27,7 +28,7 @@ from passerelle.dialects.openai import (
     to_openai_response,
 )
 from passerelle.errors import ErrorKind, GatewayError
-from passerelle.simulator.engine import SimulatorEngine
+from passerelle.simulator.engine import SimulatorEngine, count_tokens
 
 _STATUS = {"rate_limit": (429, ErrorKind.RATE_LIMIT), "server_error": (500, ErrorKind.API_ERROR),
            "overloaded": (529, ErrorKind.OVERLOADED)}
@@ -41,6 +42,7 @@ class SimulatorServer:
     def app(self) -> web.Application:
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_post("/v1/messages", self.messages)
+        app.router.add_post("/v1/messages/count_tokens", self.count_tokens)
         app.router.add_post("/v1/chat/completions", self.chat_completions)
         app.router.add_post("/chat/completions", self.chat_completions)
         app.router.add_get("/v1/models", self.models)
@@ -56,6 +58,24 @@ class SimulatorServer:
 
     async def messages(self, request: web.Request) -> web.StreamResponse:
         return await self._serve(request, "anthropic")
+
+    async def count_tokens(self, request: web.Request) -> web.Response:
+        """Anthropic's token counting: the input tokens a messages call with this body would report."""
+        request_id = "req_sim_" + uuid.uuid4().hex
+        try:
+            body = msgspec.json.decode(await request.read())
+            if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
+                raise GatewayError(ErrorKind.INVALID_REQUEST, "messages: a list is required")
+            # What the engine's usage says for the same body.
+            tokens = max(count_tokens(request_text(cast(MessagesRequest, body))), 1)
+        except msgspec.DecodeError as exc:
+            return self._error("anthropic", GatewayError(ErrorKind.INVALID_REQUEST, f"invalid JSON: {exc}"),
+                               request_id)
+        except GatewayError as err:
+            return self._error("anthropic", err, request_id)
+        except (TypeError, KeyError, AttributeError):
+            return self._error("anthropic", GatewayError(ErrorKind.INVALID_REQUEST, "malformed messages"), request_id)
+        return web.json_response({"input_tokens": tokens})
 
     async def chat_completions(self, request: web.Request) -> web.StreamResponse:
         return await self._serve(request, "openai")
