@@ -236,3 +236,29 @@ async def test_an_expired_catalog_is_read_again_off_the_request_path(registry: S
     await registry.uninstall("acme", "tenant", "acme", "demo")
     assert await asyncio.wait_for(other.enabled_skills(reader), 1) == []
     assert reads == 2
+
+
+async def test_a_failed_background_refresh_is_logged_and_the_cached_catalog_still_serves(
+        registry: SkillRegistry, monkeypatch: pytest.MonkeyPatch) -> None:
+    other = SkillRegistry(registry.store, SkillsPolicy(catalog_ttl_s=0.05))
+    await registry.publish("acme", skill_files("demo"))
+    await registry.install("acme", "tenant", "acme", "demo")
+    reader = Principal("acme")
+    assert [s.name for s in await other.enabled_skills(reader)] == ["demo"]
+    logged: list[tuple[str, dict[str, Any]]] = []
+    monkeypatch.setattr("passerelle.skills.registry.log", lambda event, level, **fields: logged.append((event, fields)))
+
+    async def down(*args: Any, **kw: Any) -> Any:
+        raise ConnectionRefusedError("secret-dsn-detail")
+
+    other.store.list_installs = down  # type: ignore[method-assign]
+    await asyncio.sleep(0.06)
+    assert [s.name for s in await other.enabled_skills(reader)] == ["demo"]  # stale, served at once
+    for _ in range(100):
+        if not other._refreshing:
+            break
+        await asyncio.sleep(0.01)
+    [(event, fields)] = logged
+    assert event == "skills_catalog_refresh_failed" and fields["error"] == "ConnectionRefusedError"
+    assert fields["tenant_id"] == "acme" and fields["catalog_age_s"] >= 0.05
+    assert "secret-dsn-detail" not in repr(logged)  # the class only: a message may carry a DSN

@@ -14,6 +14,7 @@ Callers authorize: the owning tenant alone changes a skill; every method takes t
 from __future__ import annotations
 
 import asyncio
+import logging
 import secrets
 import time
 from collections.abc import Callable, Sequence
@@ -21,6 +22,7 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Protocol
 
+from passerelle.observability.logging import log
 from passerelle.skills.archive import ArchiveError, FileSet, Limits, check_path
 from passerelle.skills.manifest import digest as content_digest
 from passerelle.skills.manifest import entries
@@ -388,7 +390,10 @@ class SkillRegistry:
         generation, started = self._generation, time.monotonic()
         try:
             found = await self._effective_installs(*cache_key)
-        except Exception:  # the store is down: the cached answer serves until STALE_LIMIT, then requests see why
+        except Exception as exc:  # the store is down: the cached answer serves until STALE_LIMIT, then requests see why
+            cached = self._effective.get(cache_key)
+            log("skills_catalog_refresh_failed", logging.WARNING, tenant_id=cache_key[0],
+                error=exc.__class__.__name__, catalog_age_s=round(started - cached[0], 1) if cached else None)
             return
         self._keep(cache_key, started, found, generation)
 
