@@ -26,7 +26,7 @@ from passerelle.errors import ErrorKind, GatewayError
 from passerelle.observability.logging import log
 from passerelle.pipeline.auth import Principal
 from passerelle.pipeline.policies import Policies
-from passerelle.pricing import Catalog, max_cost_pico
+from passerelle.pricing import Catalog, FollowUps, call_costs_pico
 from passerelle.routing.table import Deployment, RoutingTable
 from passerelle.stores.base import Admission, Bucket, Charge, Counters, Level, Slot, Store
 from passerelle.stores.records import Budget, RateLimit, pico_to_usd, usd_to_pico
@@ -97,7 +97,10 @@ class Limiter:
         self.config = config.metering
         self._alerts: set[asyncio.Task[None]] = set()
 
-    async def admit(self, who: Principal, request: ChatRequest, policies: Policies, table: RoutingTable) -> Ticket:
+    async def admit(self, who: Principal, request: ChatRequest, policies: Policies, table: RoutingTable,
+                    follow_ups: FollowUps | None = None) -> Ticket:
+        """Admit the request, or raise the budget or rate-limit error.  ``follow_ups``: calls the gateway may
+        add to this one (a skills session), which a hard budget's reservation covers too."""
         ticket = Ticket(request.request_id)
         budgets = policies.budgets_for(who)
         if not budgets and not policies.limits:
@@ -108,7 +111,7 @@ class Limiter:
             return ticket
         if any(b.mode == "hard" for b in budgets):
             self._cap_output(request)
-            ticket.reserved_pico = self.reservation(request, table.plan(request.model), now)
+            ticket.reserved_pico = self.reservation(request, table.plan(request.model), now, follow_ups)
         since: dict[str, Budget] = {}
         for budget in budgets:
             suffix, _, ttl = period_window(budget.period, now)
@@ -152,9 +155,11 @@ class Limiter:
         except Exception as exc:
             raise _unavailable(exc) from None
 
-    def reservation(self, request: ChatRequest, candidates: Sequence[tuple[Deployment, str]], now: float) -> int:
-        """The most this request can cost on any deployment it may be routed to."""
-        worst = 0
+    def reservation(self, request: ChatRequest, candidates: Sequence[tuple[Deployment, str]], now: float,
+                    follow_ups: FollowUps | None = None) -> int:
+        """The most this request can cost on any deployment it may be routed to.  Each call (the request's
+        own, each follow-up) may land on a different deployment: each is reserved at its dearest."""
+        worst: list[int] = []
         for deployment, name in candidates:
             upstream = deployment.model_template.replace("{model}", name)
             price = self.catalog.lookup(deployment.provider_type, upstream, now, region=deployment.region)
@@ -164,8 +169,9 @@ class Limiter:
                                        f"deployment '{deployment.name}', so a hard budget cannot be enforced; "
                                        "add it under metering.prices")
                 continue
-            worst = max(worst, max_cost_pico(request, price, self.config.default_max_tokens))
-        return worst
+            costs = call_costs_pico(request, price, self.config.default_max_tokens, follow_ups=follow_ups)
+            worst = costs if not worst else [max(a, b) for a, b in zip(worst, costs, strict=True)]
+        return sum(worst)
 
     def _cap_output(self, request: ChatRequest) -> None:
         """An OpenAI caller may set no output limit; a hard budget needs one, so the gateway sends

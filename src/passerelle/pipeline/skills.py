@@ -18,6 +18,7 @@ compliance stage does not scan it.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, cast
 from xml.sax.saxutils import escape
@@ -25,11 +26,15 @@ from xml.sax.saxutils import escape
 from passerelle.canonical import ChatRequest, ContentBlock, MessageResponse, MessagesRequest
 from passerelle.config.schema import SkillsConfig
 from passerelle.observability.logging import log
+from passerelle.pricing import FollowUps
 from passerelle.routing.router import RoutedMessage, RoutedStream
+from passerelle.routing.table import Deployment
 from passerelle.skills.registry import Actor, SkillError, SkillSummary
 from passerelle.stores.base import NotFound
 
 MAX_CALLS = 5  # upstream calls per request: the last one is made with tool_choice none
+BUDGET_STOP = "skills: no further call was made, it might not fit in the budget reserved for this request"
+_ANSWER_BYTES = 2048  # room per answered load beyond the loaded text: a refusal, its framing
 
 PREAMBLE = ("You can use skills: folders of instructions, scripts and resources for particular tasks. "
             "When a task matches a skill's description, call the {tool} tool with the skill's name to read "
@@ -142,6 +147,19 @@ class SkillSession:
     loads_left: int
     loaded: list[dict[str, Any]] = field(default_factory=list)
     calls: int = 0  # upstream calls made
+    # Every upstream call that answered, with its own usage: billed even when a later call fails.
+    billed: list[tuple[Deployment, str, dict[str, Any]]] = field(default_factory=list)
+
+    # Set when a hard budget holds a reservation for this request: whether one more call with this body still
+    # fits in what is reserved and not yet spent.  A follow-up that may not fit is not made: the turn ends.
+    affordable: Callable[[ChatRequest], bool] | None = None
+
+    def follow_ups(self) -> FollowUps:
+        """The allowance a hard budget reserves for the calls after the first: the skill text a request may
+        load (bytes bound tokens) and room for the gateway's answers to refused loads.  ``affordable``
+        keeps the real calls within it, whatever the model asks for."""
+        loads = self.config.max_loads_per_request
+        return FollowUps(calls=MAX_CALLS - 1, loaded=self.bytes_left + loads * _ANSWER_BYTES)
 
     @property
     def tool_name(self) -> str:
@@ -161,6 +179,9 @@ class SkillSession:
         calls = [b for b in content if b.get("type") == "tool_use"]
         return bool(calls) and all(self.is_ours(b) for b in calls)
 
+    def may_call_again(self, request: ChatRequest) -> bool:
+        return self.affordable is None or self.affordable(request)
+
     def final_stop(self, stop_reason: Any, content: list[ContentBlock]) -> Any:
         """A turn that stopped for the gateway's tool alone, past the limits, ends as a normal turn."""
         if stop_reason == "tool_use" and not any(b.get("type") == "tool_use" for b in content):
@@ -175,13 +196,16 @@ class SkillSession:
             self.calls += 1
             routed = await router.complete(request)
             message = routed.message
+            self.billed.append((routed.deployment, routed.upstream_model, dict(message["usage"])))
             add_usage(usage, message["usage"])
             warnings.extend(w for w in routed.warnings if w not in warnings)
+            kept.extend(b for b in message["content"] if not self.is_ours(b))
             if not self.wants_loads(message["content"], message["stop_reason"]):
                 break
-            kept.extend(b for b in message["content"] if not self.is_ours(b))
             await self.continue_after(request, message["content"])
-        kept.extend(b for b in message["content"] if not self.is_ours(b))
+            if not self.may_call_again(request):
+                warnings.append(BUDGET_STOP)
+                break
         final: MessageResponse = {**message, "content": kept, "usage": usage,  # type: ignore[typeddict-item]
                                   "stop_reason": self.final_stop(message["stop_reason"], kept)}
         routed.message = final

@@ -106,14 +106,18 @@ async def spliced(session: SkillSession, router: Router, request: ChatRequest, r
             add_usage(usage, turn_usage)
             if stop is None:
                 return  # cut short: the caller's stream ends unfinished, as the upstream's did
+            session.billed.append((routed.deployment, routed.upstream_model, turn_usage))
             content = assembler.content()
-            if not session.wants_loads(content, stop.get("stop_reason")):
+            again = session.wants_loads(content, stop.get("stop_reason"))
+            if again:
+                await session.continue_after(request, content)
+                again = session.may_call_again(request)
+            if not again:
                 sent = [b for b in content if not session.is_ours(b)]
                 stop["stop_reason"] = session.final_stop(stop.get("stop_reason"), sent)
                 yield {"type": "message_delta", "delta": stop, "usage": usage}
                 yield {"type": "message_stop"}
                 return
-            await session.continue_after(request, content)
             session.calls += 1
             await events.aclose()  # type: ignore[attr-defined]
             try:

@@ -3,7 +3,9 @@ and budget reservation bounds (``cost``)."""
 
 from passerelle.pricing.catalog import Catalog, LongContext, Price, PriceError, Rates
 from passerelle.pricing.cost import (
+    FollowUps,
     TokenUsage,
+    call_costs_pico,
     cost_pico,
     estimate_usage,
     input_token_bound,
@@ -16,11 +18,13 @@ from passerelle.pricing.cost import (
 
 __all__ = [
     "Catalog",
+    "FollowUps",
     "LongContext",
     "Price",
     "PriceError",
     "Rates",
     "TokenUsage",
+    "call_costs_pico",
     "cost_pico",
     "estimate_usage",
     "input_token_bound",

@@ -29,6 +29,9 @@ Reservation.  A hard budget must never be overspent, so the reservation made bef
   context window (``max_input_tokens`` from the catalog, else ``DEFAULT_MAX_INPUT_TOKENS``).
 - The sum is capped at that context window: an upstream refuses (unbilled) a longer input.
 - Output: ``max_tokens`` (thinking counts inside it), else the configured default.
+- Calls the gateway adds (``FollowUps``: the skills stage answers its own tool and calls again, up to
+  ``MAX_CALLS`` calls in all): each is bounded like the first, its input grown by every earlier turn
+  and by all the skill text the request may load; each call at the dearest deployment it may reach.
 - Input is priced at its dearest rate (fresh, cache write, one-hour write or cache read), so any
   split between cached and fresh input is covered, and at long-context rates when the bound
   crosses the model's long-context threshold.
@@ -212,13 +215,42 @@ def output_token_bound(request: ChatRequest, default_max_tokens: int) -> int:
     return default_max_tokens
 
 
-def max_cost_pico(request: ChatRequest, price: Price, default_max_tokens: int, *, batch: bool = False) -> int:
-    """The most this request can cost at ``price``: what a hard budget reserves before the call."""
-    bound = input_token_bound(request, image_tokens=price.image_tokens or DEFAULT_IMAGE_TOKENS,
-                              max_input_tokens=price.max_input_tokens or DEFAULT_MAX_INPUT_TOKENS)
-    long = price.long_context is not None and bound > price.long_context.threshold
-    rates = price.rates(long=long, batch=batch)
-    return bound * rates.max_input + output_token_bound(request, default_max_tokens) * rates.output
+@dataclass(frozen=True, slots=True)
+class FollowUps:
+    """Calls the gateway itself may add to a request: the skills stage answers its own tool and calls again.
+    Follow-up ``i`` (1-based) sends the first call's input, the ``i`` earlier turns (each counted at twice
+    the output bound plus framing: re-rendered output is not guaranteed to keep its token count, as tool
+    definitions are counted twice) and what the gateway answered to its tool calls: ``loaded`` tokens at
+    most over the whole request (bytes of loaded text and messages; a token stands for one byte or more)."""
+
+    calls: int  # follow-up calls at most
+    loaded: int
+
+
+def call_costs_pico(request: ChatRequest, price: Price, default_max_tokens: int, *, batch: bool = False,
+                    follow_ups: FollowUps | None = None) -> list[int]:
+    """The most each upstream call of this request can cost at ``price``: the request's own call, then
+    each follow-up the gateway may add."""
+    cap = price.max_input_tokens or DEFAULT_MAX_INPUT_TOKENS
+    first = input_token_bound(request, image_tokens=price.image_tokens or DEFAULT_IMAGE_TOKENS, max_input_tokens=cap)
+    output = output_token_bound(request, default_max_tokens)
+    bounds = [first]
+    if follow_ups is not None:
+        turn = 2 * output + 2 * MESSAGE_OVERHEAD + 4 * BLOCK_OVERHEAD
+        bounds += [min(first + i * turn + follow_ups.loaded, cap) for i in range(1, follow_ups.calls + 1)]
+    costs = []
+    for bound in bounds:
+        long = price.long_context is not None and bound > price.long_context.threshold
+        rates = price.rates(long=long, batch=batch)
+        costs.append(bound * rates.max_input + output * rates.output)
+    return costs
+
+
+def max_cost_pico(request: ChatRequest, price: Price, default_max_tokens: int, *, batch: bool = False,
+                  follow_ups: FollowUps | None = None) -> int:
+    """The most this request can cost at ``price``: what a hard budget reserves before the call (every
+    follow-up call included)."""
+    return sum(call_costs_pico(request, price, default_max_tokens, batch=batch, follow_ups=follow_ups))
 
 
 def estimate_output_tokens(text: str) -> int:

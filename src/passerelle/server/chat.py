@@ -28,7 +28,7 @@ from passerelle.pipeline.compliance import Protection
 from passerelle.pipeline.compliance_answer import AnswerGuard
 from passerelle.pipeline.limits import Ticket
 from passerelle.pipeline.metering import record, usage_tokens
-from passerelle.pipeline.skills import SkillSession
+from passerelle.pipeline.skills import SkillSession, add_usage
 from passerelle.pricing import TokenUsage, merge_partial, usage_from_canonical
 from passerelle.routing.router import Routed
 from passerelle.routing.table import Deployment
@@ -170,11 +170,14 @@ async def handle_chat(gw: Gateway, codec: Codec, route: str, scope: Scope, recei
         binding = gw.aiact.check(who, route, request.model)  # AI Act purpose binding and suspend switches
         outcome.purpose, outcome.marking, outcome.retention_days = purpose_marks(gw.config.aiact, binding, request,
                                                                                  headers)
-        if gw.config.metering.enabled:
-            ticket = await gw.limiter.admit(who, request, policies, gw.table)
-        extra = codec.rate_limit_headers(ticket.requests_level, ticket.tokens_level) if ticket else {}
         guard = _protect(gw, who, request, outcome)
         outcome.skills = await prepare_skills(gw, who, request)  # after protection: the catalog is ours
+        if gw.config.metering.enabled:  # after skills: what is reserved covers the catalog and follow-up calls
+            skills = outcome.skills
+            ticket = await gw.limiter.admit(who, request, policies, gw.table, skills.follow_ups() if skills else None)
+            if skills is not None and ticket.reserved_pico:
+                skills.affordable = _affordable(gw, ticket, skills, wall)
+        extra = codec.rate_limit_headers(ticket.requests_level, ticket.tokens_level) if ticket else {}
         use = gw.cache.use(who.tenant_id, request, headers)  # after protection: the cache never holds originals
         hit = await gw.cache.get(use) if use else None
         if hit is not None:
@@ -214,6 +217,8 @@ async def handle_chat(gw: Gateway, codec: Codec, route: str, scope: Scope, recei
         await send_error(send, codec, GatewayError(ErrorKind.API_ERROR, "internal gateway error"), request_id)
     finally:
         elapsed = time.perf_counter() - started
+        if outcome.usage is None and outcome.skills is not None and outcome.skills.billed:
+            _bill_calls(gw, outcome, outcome.skills, wall)  # a later call failed: the earlier ones were billed
         if who is not None and gw.config.metering.enabled and request is not None:
             await _settle(gw, ticket, outcome, who, request, route, status, wall, elapsed)
         if gw.audit.enabled:
@@ -240,8 +245,46 @@ def _protect(gw: Gateway, who: Principal, request: ChatRequest, outcome: Outcome
 def _served(gw: Gateway, outcome: Outcome, routed: Routed, wall: float) -> None:
     outcome.deployment = routed.deployment
     outcome.upstream_model = routed.upstream_model
-    if outcome.usage is not None:
+    skills = outcome.skills
+    if skills is not None and skills.billed:
+        _bill_calls(gw, outcome, skills, wall)
+    elif outcome.usage is not None:
         outcome.cost = gw.meter.cost(routed.deployment, routed.upstream_model, outcome.usage, wall) or 0
+
+
+def _bill_calls(gw: Gateway, outcome: Outcome, skills: SkillSession, wall: float) -> None:
+    """A skills session's usage and cost: each answered upstream call with its own usage, at its own
+    deployment's price.  A stream cut short adds its estimate on top (it also counts the first call's
+    input again: over-counting is the safe side of a budget)."""
+    total: dict[str, Any] = {}
+    for _, _, usage in skills.billed:
+        add_usage(total, usage)
+    billed = usage_from_canonical(total)
+    cost = sum(gw.meter.cost(deployment, model, usage_from_canonical(usage), wall) or 0
+               for deployment, model, usage in skills.billed)
+    last, last_model = skills.billed[-1][0], skills.billed[-1][1]
+    cut = outcome.usage
+    if cut is not None and cut.estimated:
+        billed = TokenUsage(billed.input + cut.input, billed.output + cut.output, billed.cache_write + cut.cache_write,
+                            billed.cache_read + cut.cache_read, billed.thinking + cut.thinking, estimated=True,
+                            cache_write_1h=billed.cache_write_1h + cut.cache_write_1h)
+        cost += gw.meter.cost(outcome.deployment or last, outcome.upstream_model or last_model, cut, wall) or 0
+    outcome.usage, outcome.cost = billed, cost
+    if outcome.deployment is None:
+        outcome.deployment, outcome.upstream_model = last, last_model
+
+
+def _affordable(gw: Gateway, ticket: Ticket, skills: SkillSession, wall: float) -> Callable[[ChatRequest], bool]:
+    """Whether one more call with this body fits in the ticket's reservation, given what the session's
+    calls cost so far (each at its own price)."""
+
+    def affordable(request: ChatRequest) -> bool:
+        spent = sum(gw.meter.cost(deployment, model, usage_from_canonical(usage), wall) or 0
+                    for deployment, model, usage in skills.billed)
+        following = gw.limiter.reservation(request, gw.table.plan(request.model), time.time())
+        return spent + following <= ticket.reserved_pico
+
+    return affordable
 
 
 async def _settle(gw: Gateway, ticket: Ticket | None, outcome: Outcome, who: Principal, request: ChatRequest,
