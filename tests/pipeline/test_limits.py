@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from decimal import Decimal
 
 import httpx
@@ -58,6 +59,24 @@ async def test_team_and_tenant_budgets_cover_every_key_below_them(make_harness) 
     codes = [(await h.client.post("/v1/messages", json=anthropic_body(), headers=a_headers(k))).status_code
              for k in (first, second, first, second, first)]
     assert codes == [200, 200, 402, 402, 402]
+
+
+async def test_a_budget_changed_during_the_day_applies_to_the_next_request(make_harness) -> None:  # type: ignore[no-untyped-def]
+    """Admission keeps each key's budgets and limits of the day once worked out: a new policy snapshot (a
+    budget raised, a limit added) must replace them at once."""
+    h = await make_harness()
+    await h.tenant("acme")
+    secret, key_id = await h.key("acme")
+    budget = await h.budget("key", key_id, "0.0001")  # less than one request's reservation
+    refused = await h.client.post("/v1/messages", json=anthropic_body(), headers=a_headers(secret))
+    assert refused.status_code == 402
+    await h.gw.store.put_budget(dataclasses.replace(budget, limit_usd=Decimal("1")))
+    await h.gw.policies.refresh()
+    assert (await h.client.post("/v1/messages", json=anthropic_body(), headers=a_headers(secret))).status_code == 200
+    await h.limit("key", key_id, rpm=1)
+    limited = await h.client.post("/v1/messages", json=anthropic_body(), headers=a_headers(secret))
+    assert limited.status_code == 200 and limited.headers["anthropic-ratelimit-requests-limit"] == "1"
+    assert (await h.client.post("/v1/messages", json=anthropic_body(), headers=a_headers(secret))).status_code == 429
 
 
 async def test_openai_request_without_max_tokens_is_capped_under_a_hard_budget(make_harness) -> None:  # type: ignore[no-untyped-def]

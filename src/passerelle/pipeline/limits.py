@@ -54,6 +54,20 @@ class Ticket:
         return not (self.charges or self.buckets or self.slots)
 
 
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """What admission needs for one key and model on one UTC day (counter names carry the period)."""
+
+    policies: Policies  # the snapshot it was built from: a new one (keys, budgets, limits changed) rebuilds it
+    charges: tuple[Charge, ...]
+    budgets: dict[str, Budget]  # charge counter -> its budget
+    hard: bool
+    limits: tuple[RateLimit, ...]
+
+
+_PLANS = 4096  # plans kept (keys x models seen today); past that the cache starts again
+
+
 def _unavailable(exc: Exception) -> GatewayError:
     """Budgets and limits cannot be checked: refuse (fail closed) with a retryable 503, never a 500."""
     log("counters_unavailable", logging.ERROR, error=f"{exc.__class__.__name__}: {exc}")
@@ -96,31 +110,24 @@ class Limiter:
         self.catalog = catalog
         self.config = config.metering
         self._alerts: set[asyncio.Task[None]] = set()
+        self._plans: dict[tuple[int, str, str | None, str, str, int], _Plan] = {}
 
     async def admit(self, who: Principal, request: ChatRequest, policies: Policies, table: RoutingTable,
                     follow_ups: FollowUps | None = None) -> Ticket:
         """Admit the request, or raise the budget or rate-limit error.  ``follow_ups``: calls the gateway may
         add to this one (a skills session), which a hard budget's reservation covers too."""
         ticket = Ticket(request.request_id)
-        budgets = policies.budgets_for(who)
-        if not budgets and not policies.limits:
-            return ticket
         now = time.time()
-        limits = policies.limits_for(who, (request.model, table.resolve(request.model).name))
-        if not budgets and not limits:
+        plan = self._plan(who, request.model, policies, table, now)
+        if plan is None:
             return ticket
-        if any(b.mode == "hard" for b in budgets):
+        if plan.hard:
             self._cap_output(request)
             ticket.reserved_pico = self.reservation(request, table.plan(request.model), now, follow_ups)
-        since: dict[str, Budget] = {}
-        for budget in budgets:
-            suffix, _, ttl = period_window(budget.period, now)
-            counter = f"budget:{budget.id}:{suffix}"
-            hard = budget.mode == "hard"
-            ticket.charges.append(Charge(counter, _limit_pico(budget.limit_usd) if hard else None, ttl))
-            ticket.budgets[counter] = budget
-            since[counter] = budget
-        self._add_limits(ticket, limits, request)
+        ticket.charges.extend(plan.charges)
+        ticket.budgets = plan.budgets  # shared by the day's requests: read only
+        since = plan.budgets
+        self._add_limits(ticket, plan.limits, request)
         for _ in range(3):  # unseeded counters are seeded from the ledger, then admission is retried
             result = await self._admit(ticket)
             if result.ok:
@@ -147,6 +154,28 @@ class Limiter:
                                "allows at once; lower max_tokens or the prompt size")
         raise GatewayError(ErrorKind.RATE_LIMIT, f"rate limit exceeded: {what} per minute",
                            retry_after=result.retry_after)
+
+    def _plan(self, who: Principal, model: str, policies: Policies, table: RoutingTable, now: float) -> _Plan | None:
+        """The budgets and limits of this key and model today, built on a key's first request of the day (or
+        of a new policy version) and shared by the next ones; None when nothing applies."""
+        day = int(now // _DAY)
+        key = (policies.version, who.key_id, who.team_id, who.tenant_id, model, day)
+        plan = self._plans.get(key)
+        if plan is None or plan.policies is not policies:
+            budgets = policies.budgets_for(who)
+            limits = policies.limits_for(who, (model, table.resolve(model).name)) if policies.limits else []
+            charges: list[Charge] = []
+            counters: dict[str, Budget] = {}
+            for budget in budgets:
+                suffix, _, ttl = period_window(budget.period, now)
+                counter = f"budget:{budget.id}:{suffix}"
+                charges.append(Charge(counter, _limit_pico(budget.limit_usd) if budget.mode == "hard" else None, ttl))
+                counters[counter] = budget
+            plan = _Plan(policies, tuple(charges), counters, any(b.mode == "hard" for b in budgets), tuple(limits))
+            if len(self._plans) >= _PLANS:
+                self._plans.clear()
+            self._plans[key] = plan
+        return plan if plan.charges or plan.limits else None
 
     async def _admit(self, ticket: Ticket) -> Admission:
         try:
@@ -182,7 +211,7 @@ class Limiter:
                 request.body["max_tokens"] = self.config.default_max_tokens
                 wire["cap_max_tokens"] = True
 
-    def _add_limits(self, ticket: Ticket, limits: list[RateLimit], request: ChatRequest) -> None:
+    def _add_limits(self, ticket: Ticket, limits: Sequence[RateLimit], request: ChatRequest) -> None:
         tokens = estimate_tokens(request.body) + int(request.body.get("max_tokens") or 0)
         for limit in limits:
             if limit.rpm:
