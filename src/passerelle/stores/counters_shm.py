@@ -21,12 +21,15 @@ Alert flags and the response cache are neither hot nor fixed-size: they stay in 
   crashed machine may lose the file, and deleting it (gateway stopped) is safe: budget counters are
   re-seeded from the ledger, buckets restart full, slots empty.  A file of another layout is reset.
 - Expired records read as absent and are reused in place; each process sweeps both tables once a minute,
-  on its helper thread, a chunk of records per hold of the lock.
+  on its event loop between requests, a chunk of records per hold of the lock.  (A helper thread held
+  the lock while it waited for the interpreter lock, and operations retrying on the loop kept that from
+  it: on a slow machine a sweep under contention held other operations past the lock timeout.)
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import hashlib
 import math
@@ -34,10 +37,8 @@ import mmap
 import os
 import sqlite3
 import struct
-import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
@@ -69,7 +70,7 @@ NEVER = math.inf
 # record kinds: charge (i value, x expiry), bucket (x tokens, y at, z full at), slot (i holders, x earliest lease);
 # holder records, in their own table: i = the slot's key prefix, x = lease expiry
 CHARGE, BUCKET, SLOT, HOLDER = b"c", b"b", b"s", b"h"
-SWEEP_CHUNK = 4096  # records swept per hold of the lock
+SWEEP_CHUNK = 512  # records swept per hold of the lock: a fraction of a millisecond
 MIN_PAUSE_S, MAX_PAUSE_S = 0.00005, 0.001  # between tries of a lock another worker holds
 
 
@@ -254,8 +255,7 @@ class SharedMemoryCounters:
         self._sql = SQLiteCounters(path.with_suffix(".db"), max_cache_entry_bytes=max_cache_entry_bytes,
                                    max_cache_entries=max_cache_entries, clock=clock)
         self._lock = FileLock(path.with_name(path.name + ".lock"))
-        self._mutex = threading.Lock()  # the event loop's thread and the helper thread
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="passerelle-shm-counters")
+        self._sweeping: asyncio.Task[None] | None = None
         self._buf = self._open(path, records, holders)
         self._main = _Table(self._buf, HEADER_BYTES, records, "counter")
         self._holders = _Table(self._buf, HEADER_BYTES + records * RECORD.size, holders, "slot holder")
@@ -288,14 +288,13 @@ class SharedMemoryCounters:
         if self._closed:
             return
         self._closed = True
-        await asyncio.get_running_loop().run_in_executor(self._executor, self._close)
-        self._executor.shutdown(wait=False)
+        if self._sweeping is not None:
+            self._sweeping.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeping
+        self._lock.close()  # operations run on the loop, whole: none is under way here
+        self._buf.close()
         await self._sql.aclose()
-
-    def _close(self) -> None:
-        with self._mutex:
-            self._lock.close()
-            self._buf.close()
 
     # the operations
 
@@ -378,15 +377,11 @@ class SharedMemoryCounters:
         while True:
             if self._closed:
                 raise RuntimeError("the counters are closed")
-            if self._mutex.acquire(blocking=False):  # the sweep's thread holds it a chunk at a time
+            if self._lock.try_acquire():
                 try:
-                    if self._lock.try_acquire():
-                        try:
-                            return self._apply(op)
-                        finally:
-                            self._lock.release()
+                    return self._apply(op)
                 finally:
-                    self._mutex.release()
+                    self._lock.release()
             if loop.time() > deadline:
                 raise sqlite3.OperationalError("database is locked")  # as a SQLite counter would say
             await asyncio.sleep(pause)
@@ -396,23 +391,24 @@ class SharedMemoryCounters:
         now = self._clock()
         if now >= self._next_sweep:
             self._next_sweep = now + SWEEP_INTERVAL_S
-            self._executor.submit(self._sweep)  # off the event loop, a chunk at a time
+            if self._sweeping is None or self._sweeping.done():
+                self._sweeping = asyncio.get_running_loop().create_task(self._sweep())
         return op(_State(self, now))
 
-    def _sweep(self) -> None:
+    async def _sweep(self) -> None:
         """Frees expired charges, full buckets, lapsed holders and unheld slots, so the tables keep room (a slot
         whose holders lapsed keeps its count until its next admission recounts it)."""
-        for table in (self._holders, self._main):
-            for first in range(0, table.size, SWEEP_CHUNK):
-                with self._mutex:
-                    if self._closed:
-                        return
-                    self._lock.acquire(BUSY_TIMEOUT_MS / 1000)
-                    try:
-                        now = self._clock()
-                        for at, (_, kind, value, x, _, z) in table.records(first, SWEEP_CHUNK):
-                            if (kind in (CHARGE, HOLDER) and x <= now) or (kind == BUCKET and z <= now) or \
-                                    (kind == SLOT and value <= 0):
-                                table.delete(at)
-                    finally:
-                        self._lock.release()
+        try:
+            for table in (self._holders, self._main):
+                for first in range(0, table.size, SWEEP_CHUNK):
+                    await asyncio.sleep(0)  # requests go between chunks
+                    await self._run(functools.partial(_sweep_chunk, table, first))
+        except (RuntimeError, sqlite3.OperationalError):  # closed meanwhile, or the lock kept elsewhere: next time
+            return
+
+
+def _sweep_chunk(table: _Table, first: int, s: _State) -> None:
+    for at, (_, kind, value, x, _, z) in table.records(first, SWEEP_CHUNK):
+        now = s.now
+        if (kind in (CHARGE, HOLDER) and x <= now) or (kind == BUCKET and z <= now) or (kind == SLOT and value <= 0):
+            table.delete(at)
