@@ -68,7 +68,10 @@ async def test_a_follow_up_that_might_not_fit_is_not_made(registry: SkillRegistr
     assert routed.message["usage"] == {"input_tokens": 100, "output_tokens": 20}
 
 
-async def test_a_streamed_follow_up_that_might_not_fit_is_not_made(registry: SkillRegistry) -> None:
+async def test_a_streamed_follow_up_that_might_not_fit_is_not_made(registry: SkillRegistry,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    logged: list[tuple[str, dict[str, Any]]] = []
+    monkeypatch.setattr("passerelle.pipeline.skills.log", lambda event, level, **fields: logged.append((event, fields)))
     request = chat(stream=True)
     session = await session_for(registry, request)
     session.affordable = lambda following: False
@@ -82,6 +85,8 @@ async def test_a_streamed_follow_up_that_might_not_fit_is_not_made(registry: Ski
     assert not any(e["type"] == "content_block_start" and e["content_block"].get("name") == "load_skill"
                    for e in events)
     assert [usage for _, _, usage in session.billed] == [{"input_tokens": 100, "output_tokens": 20}]
+    assert logged == [("skills_follow_up_not_made", {"request_id": "req_1", "calls": 1,
+                                                      "reason": "budget_reservation"})]
 
 
 async def test_calls_that_answered_stay_billed_when_a_later_one_fails(registry: SkillRegistry) -> None:

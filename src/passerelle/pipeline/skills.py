@@ -180,7 +180,12 @@ class SkillSession:
         return bool(calls) and all(self.is_ours(b) for b in calls)
 
     def may_call_again(self, request: ChatRequest) -> bool:
-        return self.affordable is None or self.affordable(request)
+        if self.affordable is None or self.affordable(request):
+            return True
+        # A streamed answer's headers are gone by now: the log is where its caller's operator sees why it ended.
+        log("skills_follow_up_not_made", logging.INFO, request_id=request.request_id, calls=self.calls,
+            reason="budget_reservation")
+        return False
 
     def final_stop(self, stop_reason: Any, content: list[ContentBlock]) -> Any:
         """A turn that stopped for the gateway's tool alone, past the limits, ends as a normal turn."""
