@@ -260,8 +260,7 @@ def _bill_calls(gw: Gateway, outcome: Outcome, skills: SkillSession, wall: float
     for _, _, usage in skills.billed:
         add_usage(total, usage)
     billed = usage_from_canonical(total)
-    cost = sum(gw.meter.cost(deployment, model, usage_from_canonical(usage), wall) or 0
-               for deployment, model, usage in skills.billed)
+    cost = _billed_cost(gw, skills, wall)
     last, last_model = skills.billed[-1][0], skills.billed[-1][1]
     cut = outcome.usage
     if cut is not None and cut.estimated:
@@ -274,13 +273,18 @@ def _bill_calls(gw: Gateway, outcome: Outcome, skills: SkillSession, wall: float
         outcome.deployment, outcome.upstream_model = last, last_model
 
 
+def _billed_cost(gw: Gateway, skills: SkillSession, wall: float) -> int:
+    """What the session's answered calls cost, each at its own deployment's price (unpriced: nothing)."""
+    return sum(gw.meter.cost(deployment, model, usage_from_canonical(usage), wall) or 0
+               for deployment, model, usage in skills.billed)
+
+
 def _affordable(gw: Gateway, ticket: Ticket, skills: SkillSession, wall: float) -> Callable[[ChatRequest], bool]:
     """Whether one more call with this body fits in the ticket's reservation, given what the session's
     calls cost so far (each at its own price)."""
 
     def affordable(request: ChatRequest) -> bool:
-        spent = sum(gw.meter.cost(deployment, model, usage_from_canonical(usage), wall) or 0
-                    for deployment, model, usage in skills.billed)
+        spent = _billed_cost(gw, skills, wall)
         following = gw.limiter.reservation(request, gw.table.plan(request.model), time.time())
         return spent + following <= ticket.reserved_pico
 
