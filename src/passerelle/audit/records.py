@@ -108,8 +108,12 @@ COLUMNS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(AuditRecord)
 BODY_FIELDS: tuple[str, ...] = tuple(c for c in COLUMNS if c not in ("prev_hash", "hash"))
 
 
+# json.dumps with these arguments builds a JSONEncoder on every call: one, built once, writes the same text.
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+
+
 def canonical(body: Mapping[str, Any]) -> str:
-    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+    return _CANONICAL.encode(body)
 
 
 def chain_hash(prev_hash: str, body: Mapping[str, Any]) -> str:
@@ -130,6 +134,8 @@ def _text(name: str, value: object, optional: bool = False) -> Any:
     # PostgreSQL TEXT refuses NUL and lone surrogates: one bad record must not stall the whole queue.
     if "\x00" in value:
         value = value.replace("\x00", "\ufffd")
+    if value.isascii():  # the common case, and no lone surrogate is ASCII
+        return value
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:

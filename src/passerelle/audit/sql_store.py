@@ -28,8 +28,11 @@ class Tx(Protocol):
     async def executemany(self, sql: str, rows: Sequence[Sequence[object]]) -> None: ...
 
 
+_COLUMN_JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=True)  # built once (see canonical)
+
+
 def _json_text(value: object) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return _COLUMN_JSON.encode(value)
 
 
 def record_params(r: AuditRecord) -> tuple[object, ...]:
