@@ -371,8 +371,7 @@ class SharedMemoryCounters:
         when it is taken, the loop goes on with other work and tries again, first at once, then backing off up to a
         millisecond.  (Waiting on a helper thread instead cost two thread hops, and every operation of this worker
         queued behind that wait: under 1,000 requests/s, 3% of operations took that path.)"""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + BUSY_TIMEOUT_MS / 1000
+        deadline = 0.0  # set on the first refusal: the uncontended path reads no clock
         pause = 0.0
         while True:
             if self._closed:
@@ -382,7 +381,10 @@ class SharedMemoryCounters:
                     return self._apply(op)
                 finally:
                     self._lock.release()
-            if loop.time() > deadline:
+            now = asyncio.get_running_loop().time()
+            if not deadline:
+                deadline = now + BUSY_TIMEOUT_MS / 1000
+            elif now > deadline:
                 raise sqlite3.OperationalError("database is locked")  # as a SQLite counter would say
             await asyncio.sleep(pause)
             pause = min(MAX_PAUSE_S, pause * 2 or MIN_PAUSE_S)
@@ -408,7 +410,7 @@ class SharedMemoryCounters:
 
 
 def _sweep_chunk(table: _Table, first: int, s: _State) -> None:
+    now = s.now
     for at, (_, kind, value, x, _, z) in table.records(first, SWEEP_CHUNK):
-        now = s.now
         if (kind in (CHARGE, HOLDER) and x <= now) or (kind == BUCKET and z <= now) or (kind == SLOT and value <= 0):
             table.delete(at)
