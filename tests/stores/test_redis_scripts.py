@@ -119,6 +119,28 @@ async def test_a_password_is_sent_and_a_refusal_is_a_clear_error() -> None:
         await scripts.aclose()
 
 
+async def test_a_server_silent_during_setup_times_out_and_its_connection_is_closed() -> None:
+    closed = asyncio.Event()
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()  # never answers AUTH; returns once the client hangs up
+        closed.set()
+        writer.close()
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    scripts = ScriptClient("127.0.0.1", port, password="secret", timeout=0.2)
+    try:
+        with pytest.raises(RedisConnectionError, match="TimeoutError"):
+            await scripts.evalsha(ECHO, ["k"], ["v"])
+        await asyncio.wait_for(closed.wait(), 2)  # the half-set-up connection was not left open
+        assert scripts._open == 0
+    finally:
+        await scripts.aclose()
+        server.close()
+        await server.wait_closed()
+
+
 def test_tls_and_unix_sockets_stay_with_redis_py() -> None:
     assert ScriptClient.like(aioredis.Redis.from_url("unix:///tmp/redis-none.sock")) is None
     assert ScriptClient.like(aioredis.Redis.from_url("rediss://127.0.0.1:6390/0")) is None

@@ -161,17 +161,21 @@ class ScriptClient:
 
     async def _connect(self) -> _Connection:
         loop = asyncio.get_running_loop()
+        conn: _Connection | None = None
         try:
             async with asyncio.timeout(self._timeout):
                 _, conn = await loop.create_connection(_Connection, *self._address)
                 for setup in self._setup:
                     reply = await conn.call(*setup)
                     if isinstance(reply, hiredis.ReplyError):
-                        conn.close()
                         raise ResponseError(f"Redis refused {setup[0]}: {reply}")
-        except (OSError, TimeoutError) as exc:
-            raise RedisConnectionError(f"cannot connect to Redis at {self._address[0]}:{self._address[1]}: "
-                                       f"{exc.__class__.__name__}") from None
+        except BaseException as exc:
+            if conn is not None:  # connected, then refused, timed out or cancelled during AUTH or SELECT
+                conn.close()
+            if isinstance(exc, OSError | TimeoutError):
+                raise RedisConnectionError(f"cannot connect to Redis at {self._address[0]}:{self._address[1]}: "
+                                           f"{exc.__class__.__name__}") from None
+            raise
         return conn
 
     def _release(self, conn: _Connection, reusable: bool) -> None:
