@@ -114,11 +114,7 @@ metering:
 
 
 async def _gateway(tmp_path: Path, limit: str, url: str | None = None) -> AsyncIterator[Gateway]:
-    async for gw in open_gateway(tmp_path, PRICES.format(limit=limit)):
-        if url is not None:
-            assert gw.app.gateway is not None
-            for deployment in gw.app.gateway.table.plan("claude-test"):
-                deployment[0].provider._url = url + "/v1/messages"  # type: ignore[attr-defined]
+    async for gw in open_gateway(tmp_path, PRICES.format(limit=limit), upstream_url=url):
         yield gw
 
 

@@ -62,10 +62,12 @@ class Gateway:
                                   http_client=sdk_http(openai, self.app))
 
 
-async def open_gateway(tmp_path: Path, extra: str = "", scale: str = "") -> AsyncIterator[Gateway]:
-    """The gateway with ``pdf-tools`` (and ``zip-tools``) installed for the key ``app`` alone."""
+async def open_gateway(tmp_path: Path, extra: str = "", scale: str = "",
+                       upstream_url: str | None = None) -> AsyncIterator[Gateway]:
+    """The gateway with ``pdf-tools`` (and ``zip-tools``) installed for the key ``app`` alone; its providers call
+    the recording simulator, or ``upstream_url`` instead."""
     upstream = RecordingUpstream()
-    url = await upstream.start(chunk_tokens=2)
+    url = upstream_url or await upstream.start(chunk_tokens=2)
     path = tmp_path / "passerelle.yaml"
     path.write_text(CONFIG.format(url=url, key=KEY, plain=PLAIN_KEY) + extra + scale)
     app = create_app(config=load_config(path, env={}), data_dir=tmp_path / "data")

@@ -30,7 +30,7 @@ DRIVER = textwrap.dedent("""
 
 
 def _frozen_after_start(kind: str, home: Path) -> int:
-    env = {"PATH": "", "PASSERELLE_HOME": str(home), "PASSERELLE_LOG_LEVEL": "error",
+    env = {"PATH": "", "PASSERELLE_HOME": str(home),
            "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")}
     done = subprocess.run([sys.executable, "-c", DRIVER, kind], env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
