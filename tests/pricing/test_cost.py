@@ -340,3 +340,10 @@ async def test_merge_on_a_simulator_stream_cut_in_half() -> None:
     assert usage.estimated and usage.input == full.input  # message_start's count is exact
     assert 0 < usage.output <= output_token_bound(request(body), 4096)
     assert cost_pico(usage, SONNET_45) <= max_cost_pico(request(body), SONNET_45, 4096)
+
+
+def test_usages_add_field_by_field_and_stay_estimated() -> None:
+    a = TokenUsage(input=10, output=5, cache_write=3, cache_read=2, thinking=1, cache_write_1h=1)
+    b = TokenUsage(input=1, output=2, cache_write=4, cache_read=8, thinking=2, estimated=True, cache_write_1h=3)
+    assert a.plus(b) == TokenUsage(11, 7, 7, 10, 3, True, 4)
+    assert a.plus(TokenUsage()) == a and not a.plus(a).estimated

@@ -51,7 +51,7 @@ not a bound on what the upstream bills.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any, cast
 
 import msgspec
@@ -86,6 +86,11 @@ class TokenUsage:
     @property
     def total_input(self) -> int:
         return self.input + self.cache_write + self.cache_read
+
+    def plus(self, other: TokenUsage) -> TokenUsage:
+        """Both usages together (several upstream calls of one request); estimated if either is."""
+        counts = {f.name: getattr(self, f.name) + getattr(other, f.name) for f in fields(self) if f.name != "estimated"}
+        return TokenUsage(**counts, estimated=self.estimated or other.estimated)
 
 
 def _count(value: object) -> int:

@@ -264,9 +264,7 @@ def _bill_calls(gw: Gateway, outcome: Outcome, skills: SkillSession, wall: float
     last, last_model = skills.billed[-1][0], skills.billed[-1][1]
     cut = outcome.usage
     if cut is not None and cut.estimated:
-        billed = TokenUsage(billed.input + cut.input, billed.output + cut.output, billed.cache_write + cut.cache_write,
-                            billed.cache_read + cut.cache_read, billed.thinking + cut.thinking, estimated=True,
-                            cache_write_1h=billed.cache_write_1h + cut.cache_write_1h)
+        billed = billed.plus(cut)
         cost += gw.meter.cost(outcome.deployment or last, outcome.upstream_model or last_model, cut, wall) or 0
     outcome.usage, outcome.cost = billed, cost
     if outcome.deployment is None:
