@@ -68,6 +68,7 @@ DESCRIPTIONS = {
     "passthrough": "raw ASGI on granian + one pooled aiohttp client + orjson, no validation or auth (Python floor)",
     "passerelle": "Passerelle, default features, virtual key as Bearer, OpenAI dialect to an openai provider",
     "passerelle-granian": "Passerelle as above, served by granian instead of uvicorn",
+    "passerelle-python": "Passerelle as above, its compiled twins switched off (PASSERELLE_COMPILED=0): pure Python",
     "passerelle-budgets": "Passerelle with metering, hard + soft budgets and rate limits on (cost control)",
     "passerelle-finance": "Passerelle with the finance compliance pack on (prompts and answers scanned)",
     "passerelle-full": "Passerelle with the finance compliance pack, metering, hard + soft budgets and rate limits on",
@@ -141,7 +142,7 @@ def reset_scaleout() -> str | None:
     return None
 
 
-PASSERELLES = ("passerelle", "passerelle-granian", *OVERLAYS)
+PASSERELLES = ("passerelle", "passerelle-granian", "passerelle-python", *OVERLAYS)
 
 
 def unavailable(name: str, litellm: peer_litellm.LiteLLMInstall | None) -> str | None:
@@ -192,6 +193,8 @@ def start(name: str, upstream_port: int, workers: int, work: Path, tag: str) -> 
         env = _env()
         env["PASSERELLE_ADMIN_KEY"] = "sk-bench-admin-" + secrets.token_hex(8)
         env.pop("PASSERELLE_CONFIG", None)
+        if name == "passerelle-python":
+            env["PASSERELLE_COMPILED"] = "0"
         cmd = [sys.executable, "-m", "passerelle", "serve", "--config", str(path), "--host", "127.0.0.1",
                "--port", str(port), "--workers", str(workers), "--data-dir", str(data)]
         proc = Proc(name, cmd, log, env=env, cwd=REPO)

@@ -172,6 +172,8 @@ def main(argv: list[str] | None = None) -> int:
             entry[f"prompt_{kind}"] = _series(*passerelle_run.latencies(engine, ps, types, args.requests))
         speed[key] = entry
     speed["passerelle_all"]["short_text"] = _series([s * 1000 for s in per_text])
+    from passerelle import twins
+    results["twins"] = {m: used for m, used in twins.running().items() if m.startswith("passerelle.compliance.")}
     results["passerelle"] = {"status": "ok", "build_s": build_s, "codewords": list(tokens.CODEWORDS),
                              **_system_json(ours, supported)}
     _write_errors(WORK / "compliance-errors.md", "Passerelle", ours, "w")

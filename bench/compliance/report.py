@@ -112,6 +112,18 @@ def _micro(m: dict[str, Any]) -> list[str]:
     return [_f(m["overlap"]["precision"]), _f(m["overlap"]["recall"]), _f(m["overlap"]["f1"]), _f(m["strict"]["f1"])]
 
 
+def _scan_path(twins: dict[str, bool]) -> str:
+    """How Passerelle's scan path ran: its compiled twins (setup.py) or the pure-Python sources."""
+    compiled = sorted(m.rsplit(".", 1)[-1] for m, used in twins.items() if used)
+    source = sorted(m.rsplit(".", 1)[-1] for m, used in twins.items() if not used)
+    if not twins:
+        return "Scan path: pure Python (no compiled twins installed)."
+    if not source:
+        return f"Scan path: compiled with Cython ({len(compiled)} modules: {', '.join(compiled)})."
+    return (f"Scan path: {len(compiled)} modules compiled with Cython, {len(source)} as pure Python "
+            f"({', '.join(source)}).")
+
+
 def render(results: dict[str, Any]) -> str:
     m, c = results["machine"], results["corpus"]
     ours, theirs = results["passerelle"], results.get("presidio", {})
@@ -130,6 +142,8 @@ def render(results: dict[str, Any]) -> str:
         + (f"; Presidio {theirs['info'].get('presidio')} with spaCy {theirs['info'].get('spacy')} and the model "
            f"`{theirs['model']}` {theirs['info'].get('model_version')} (spaCy's en_core_web_sm re-uploaded to PyPI)."
            if peer_ok else f"; Presidio not run: {theirs.get('message', '')}"),
+        "",
+        _scan_path(results.get("twins", {})),
         "",
         "## Verdicts",
         "",
