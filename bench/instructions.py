@@ -75,6 +75,7 @@ def measure(name: str, upstream_port: int, work: Path, *, warmup: int, requests:
     env = gateways._env()
     env["PASSERELLE_ADMIN_KEY"] = "sk-bench-admin-instructions"
     env.pop("PASSERELLE_CONFIG", None)
+    env["PYTHONHASHSEED"] = "0"  # the same dict and set layouts in every run: fewer instructions move between runs
     if name == "passerelle-python" or not compiled:
         env["PASSERELLE_COMPILED"] = "0"
     # Not instrumented until the warm-up is over: start-up runs at near native speed.

@@ -1,7 +1,7 @@
-"""Compiled twins of the hot modules: used only while their source is the one they were built from.
+"""Compiled twins: used only while their source is the one they were built from.
 
-``setup.py`` compiles the request path and the compliance scan with Cython beside their sources and
-records each source's SHA-256 in ``twins.json``.  Python would import an extension before its ``.py``, so an edited
+``setup.py`` compiles the compliance scan with Cython beside its sources and records each source's
+SHA-256 in ``twins.json``.  Python would import an extension before its ``.py``, so an edited
 source (an editable install after a change) would silently run stale compiled code: ``install`` puts a
 finder first that imports the source instead, for every twin that is stale, unlisted or switched off
 (``PASSERELLE_COMPILED=0``, which the pure-Python fallback's tests use).
@@ -39,7 +39,7 @@ def survey(package: Path = PACKAGE, name: str = "passerelle",
            environ: dict[str, str] | os._Environ[str] = os.environ) -> list[Twin]:
     """Every compiled module under ``package`` and whether it may be used."""
     try:
-        recorded: dict[str, str] = json.loads((package / "twins.json").read_text())["modules"]
+        recorded: dict[str, str] = json.loads((package / MANIFEST.name).read_text())["modules"]
     except (OSError, ValueError, KeyError, TypeError):
         recorded = {}
     off = environ.get(SWITCH) == "0"
@@ -51,8 +51,8 @@ def survey(package: Path = PACKAGE, name: str = "passerelle",
         relative = compiled.relative_to(package).with_name(compiled.name[: -len(suffix)])
         module = ".".join((name, *relative.parts))
         source = compiled.with_name(relative.name + ".py")
-        if not source.is_file() or compiled.name.startswith("__init__."):
-            continue  # an extension without a source is not a twin
+        if not source.is_file() or relative.name == "__init__":
+            continue  # an extension without a source is not a twin; packages' __init__ are never compiled
         if off:
             why = f"{SWITCH}=0"
         elif module not in recorded:
