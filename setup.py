@@ -14,6 +14,7 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from setuptools import setup
 from setuptools.command.build_ext import build_ext
@@ -65,7 +66,7 @@ class BuildTwins(build_ext):
         return [*super().get_outputs(), *([str(manifest)] if manifest.is_file() else [])]
 
 
-def _extensions() -> list:  # type: ignore[type-arg]
+def _extensions() -> list[Any]:
     if os.environ.get("PASSERELLE_PURE_PYTHON") == "1":
         return []
     try:
