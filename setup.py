@@ -1,7 +1,7 @@
 """Compiled twins of the compliance scan: Cython turns the unchanged sources into C extensions.
 
 The compliance scan runs validators and the name detector in Python on every candidate; compiled, the
-same code takes about a fifth fewer instructions (docs/compliance.md, "Compiled scan path").  The
+same code takes about a fifth fewer instructions (bench/results/scan_instructions.md).  The
 ``.py`` files stay the reference: tests, mypy and the pure-Python fallback read them, and
 ``passerelle.twins`` uses a twin only while its source is the one it was built from.  Without a C
 compiler, or with ``PASSERELLE_PURE_PYTHON=1``, the package installs as pure Python.
@@ -29,8 +29,8 @@ _HOT = {
 }
 TWINS = tuple(f"passerelle.{folder}.{name}" for folder, names in _HOT.items() for name in names.split())
 # Where Cython may read annotations as types (a ``str`` parameter then takes a ``str``, not a subclass): the
-# detection engine, whose inputs are plain strings and ints; the scan's instructions per corpus pass drop
-# from 1,025 M (Python) to 835 M with typed annotations, 900 M without (valgrind, bench corpus).
+# detection engine, whose inputs are plain strings and ints (a pass over the benchmark corpus: 1,019 M
+# instructions as Python, 833 M compiled; bench/results/scan_instructions.md).
 TYPED = tuple(m for m in TWINS if not m.endswith((".actions", ".pseudonyms", ".policy")))
 MANIFEST = "passerelle/twins.json"  # module -> SHA-256 of the source its twin was built from
 SRC = Path(__file__).parent / "src"
