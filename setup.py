@@ -20,7 +20,7 @@ from setuptools import setup
 from setuptools.command.build_ext import build_ext
 
 # The compliance scan: the modules whose Python runs on every candidate of every scanned text.  The request
-# path was compiled too, and measured (bench/results/instructions.md, session 10): 6-9% fewer instructions
+# path was compiled too, and measured (bench/results/compiled_rss.md): 6-9% fewer instructions
 # per request, for 22-24 MB more RSS with 1,000 open streams (shared pages of the compiled modules, counted
 # in each worker), which took the scale-out configuration over its 200 MB target.  It stays Python.
 _HOT = {
