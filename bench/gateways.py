@@ -19,6 +19,7 @@ import json
 import os
 import secrets
 import sys
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -164,8 +165,10 @@ def _env() -> dict[str, str]:
     return env
 
 
-def start(name: str, upstream_port: int, workers: int, work: Path, tag: str) -> Endpoint:
-    """Start gateway ``name`` in front of the simulator on ``upstream_port``; ``tag`` names its files."""
+def start(name: str, upstream_port: int, workers: int, work: Path, tag: str, *, wrap: Sequence[str] = (),
+          environ: Mapping[str, str] | None = None) -> Endpoint:
+    """Start gateway ``name`` in front of the simulator on ``upstream_port``; ``tag`` names its files.  A
+    Passerelle configuration may run under ``wrap`` (a profiler's command line) with ``environ`` added."""
     upstream = f"http://127.0.0.1:{upstream_port}"
     if name == "direct":
         return Endpoint(name, upstream + CHAT_PATH, {"authorization": "Bearer sk-direct"}, upstream + "/health")
@@ -195,7 +198,8 @@ def start(name: str, upstream_port: int, workers: int, work: Path, tag: str) -> 
         env.pop("PASSERELLE_CONFIG", None)
         if name == "passerelle-python":
             env["PASSERELLE_COMPILED"] = "0"
-        cmd = [sys.executable, "-m", "passerelle", "serve", "--config", str(path), "--host", "127.0.0.1",
+        env.update(environ or {})
+        cmd = [*wrap, sys.executable, "-m", "passerelle", "serve", "--config", str(path), "--host", "127.0.0.1",
                "--port", str(port), "--workers", str(workers), "--data-dir", str(data)]
         proc = Proc(name, cmd, log, env=env, cwd=REPO)
         return Endpoint(name, base + CHAT_PATH, {"authorization": f"Bearer {VIRTUAL_KEY}"}, base + "/health", proc,

@@ -27,6 +27,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from bench import gateways, procs
 from bench.run import request_body, scenarios
@@ -62,31 +63,23 @@ def measure(name: str, upstream_port: int, work: Path, *, warmup: int, requests:
             ) -> dict[str, Any]:
     """Start ``name`` under callgrind (its compiled twins on or off), warm it, count ``requests`` requests;
     instructions per request."""
-    endpoint = gateways.start(name, upstream_port, 1, work, "instructions")
-    assert endpoint.proc is not None
-    endpoint.proc.stop()  # started natively to write its config: the same command again, under callgrind
-    data = work / f"instructions-{name}-data"
-    config = work / f"instructions-{name}.yaml"
-    port = procs.free_port()
     label = name if compiled else f"{name} (pure Python)"
     out = work / f"callgrind-{name}-{'compiled' if compiled else 'python'}"
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
-    env = gateways._env()
-    env["PASSERELLE_ADMIN_KEY"] = "sk-bench-admin-instructions"
-    env.pop("PASSERELLE_CONFIG", None)
-    env["PYTHONHASHSEED"] = "0"  # the same dict and set layouts in every run: fewer instructions move between runs
-    if name == "passerelle-python" or not compiled:
-        env["PASSERELLE_COMPILED"] = "0"
     # Not instrumented until the warm-up is over: start-up runs at near native speed.
-    cmd = ["valgrind", "--tool=callgrind", "--trace-children=yes", "--instr-atstart=no",
-           f"--callgrind-out-file={out}/cg.%p", sys.executable, "-m", "passerelle", "serve", "--config", str(config),
-           "--host", "127.0.0.1", "--port", str(port), "--workers", "1", "--data-dir", str(data)]
-    proc = procs.Proc(name, cmd, out / "gateway.log", env=env, cwd=gateways.REPO)
+    wrap = ["valgrind", "--tool=callgrind", "--trace-children=yes", "--instr-atstart=no",
+            f"--callgrind-out-file={out}/cg.%p"]
+    # The same dict and set layouts in every run: fewer instructions move between runs.
+    environ = {"PYTHONHASHSEED": "0", **({} if compiled else {"PASSERELLE_COMPILED": "0"})}
+    endpoint = gateways.start(name, upstream_port, 1, work, out.name, wrap=wrap, environ=environ)
+    proc = endpoint.proc
+    assert proc is not None
     try:
-        proc.wait_http(f"http://127.0.0.1:{port}/health", timeout=600)
+        proc.wait_http(endpoint.health, timeout=600)
         body = request_body(scenarios(False)["small"])
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+        address = urlsplit(endpoint.url)
+        conn = http.client.HTTPConnection(address.netloc, timeout=120)
         for _ in range(warmup):
             _post(conn, gateways.CHAT_PATH, body, endpoint.headers)
         time.sleep(2)  # background work the warm-up started (write-behind flushes) ends before counting
