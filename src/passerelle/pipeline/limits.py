@@ -126,7 +126,6 @@ class Limiter:
             ticket.reserved_pico = self.reservation(request, table.plan(request.model), now, follow_ups)
         ticket.charges.extend(plan.charges)
         ticket.budgets = plan.budgets  # shared by the day's requests: read only
-        since = plan.budgets
         self._add_limits(ticket, plan.limits, request)
         for _ in range(3):  # unseeded counters are seeded from the ledger, then admission is retried
             result = await self._admit(ticket)
@@ -136,7 +135,7 @@ class Limiter:
             if result.reason != "unseeded":
                 break
             try:
-                await asyncio.gather(*(self._seed(counter, since[counter], now) for counter in result.missing))
+                await asyncio.gather(*(self._seed(counter, plan.budgets[counter], now) for counter in result.missing))
             except Exception as exc:
                 raise _unavailable(exc) from None
         else:
