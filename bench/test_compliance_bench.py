@@ -7,6 +7,7 @@ independent implementations, so that a label never rests on the code under test 
 from __future__ import annotations
 
 import random
+import sys
 from collections.abc import Callable
 from itertools import pairwise
 from typing import Any
@@ -221,3 +222,53 @@ def test_report_renders_both_systems_and_unsupported_types() -> None:
     skipped = _results(None, 0.2)
     skipped["verdicts"] = report.verdicts(skipped)
     assert "Presidio not run: cannot install" in report.render(skipped)
+
+
+_FAKE_WORKER = r'''
+import json, sys
+log = open(sys.argv[1], "a")
+sys.stdout.write(json.dumps({"ready": True, "model": "fake", "entities": ["PERSON"]}) + "\n")
+sys.stdout.flush()
+for line in sys.stdin:
+    record = json.loads(line)
+    log.write(record["id"] + "\n")
+    log.flush()
+    sys.stdout.write(json.dumps({"id": record["id"], "seconds": 0.001, "cpu_seconds": 0.001,
+                                 "results": [[0, 1, "PERSON", 0.85]], "echo": record["text"]}) + "\n")
+    sys.stdout.flush()
+'''
+
+
+def test_presidio_blocks_leave_the_worker_idle_between_them(tmp_path: Any) -> None:
+    """``between(k)`` runs once block k is answered and before block k+1 is sent; blocks far larger than a
+    pipe's buffer in both directions go through without a deadlock."""
+    script, log = tmp_path / "worker.py", tmp_path / "read.log"
+    script.write_text(_FAKE_WORKER)
+    log.touch()
+    blocks = [[(f"b{k}-{i}", "x" * 1000) for i in range(300)] for k in range(3)]
+    seen: list[list[str]] = []
+    install = presidio_peer.PresidioInstall(ok=True, model="fake", message="")
+    outcome = presidio_peer.run(install, blocks, tmp_path, lambda k: seen.append(log.read_text().split()),
+                                progress_every=0, command=[sys.executable, str(script), str(log)])
+    assert [len(read) for read in seen] == [300, 600, 900]  # nothing of the next block was read yet
+    assert all(read[-1] == f"b{k}-299" for k, read in enumerate(seen))
+    assert len(outcome.results) == 900 and outcome.info["model"] == "fake"
+    assert outcome.results["b2-7"] == [[0, 1, "PERSON", 0.85]] and outcome.seconds["b0-0"] == 0.001
+
+
+def test_presidio_worker_dying_mid_block_is_an_error(tmp_path: Any) -> None:
+    script = tmp_path / "worker.py"
+    script.write_text('import json, sys\nprint(json.dumps({"ready": True}), flush=True)\nsys.stdin.readline()\n'
+                      'sys.exit(3)\n')
+    install = presidio_peer.PresidioInstall(ok=True, model="fake", message="")
+    with pytest.raises(RuntimeError, match="stopped after 0 of 2 texts"):
+        presidio_peer.run(install, [[("a", "x"), ("b", "y")]], tmp_path, command=[sys.executable, str(script)])
+
+
+def test_corpus_blocks_cover_every_record_once() -> None:
+    from bench.compliance.__main__ import _blocks
+
+    records = [(str(i), "t") for i in range(10)]
+    blocks = _blocks(records, 4)
+    assert [len(b) for b in blocks] == [3, 3, 2, 2] and [r for b in blocks for r in b] == records
+    assert _blocks(records[:2], 4) == [[records[0]], [records[1]]]

@@ -162,67 +162,89 @@ def main(argv: list[str] | None = None) -> int:
     peer_types = frozenset(presidio_peer.MAPPING.values()) & supported
     speed: dict[str, Any] = {"peer_types": sorted(peer_types)}
     variants = (("passerelle_all", None), ("passerelle_finance", finance), ("passerelle_peer_types", peer_types))
+    passes: dict[str, tuple[list[float], list[float]]] = {key: ([], []) for key, _ in variants}
+
+    def timed_pass() -> None:
+        """One timed pass over the corpus per variant."""
+        for key, types in variants:
+            wall, used = passerelle_run.timed_passes(engine, texts, types, 1)
+            passes[key][0].extend(wall)
+            passes[key][1].extend(used)
+
     for key, types in variants:
-        wall, used = passerelle_run.timed_passes(engine, texts, types, args.passes)
-        entry: dict[str, Any] = {"mb_s": total_bytes / 1e6 / statistics.median(wall),
-                                 "cpu_mb_s": total_bytes / 1e6 / statistics.median(used),
-                                 "best_mb_s": total_bytes / 1e6 / min(wall), "passes_s": wall,
-                                 "passes_cpu_s": used}
-        for kind, ps in kinds.items():
-            entry[f"prompt_{kind}"] = _series(*passerelle_run.latencies(engine, ps, types, args.requests))
-        speed[key] = entry
+        speed[key] = {f"prompt_{kind}": _series(*passerelle_run.latencies(engine, ps, types, args.requests))
+                      for kind, ps in kinds.items()}
     speed["passerelle_all"]["short_text"] = _series([s * 1000 for s in per_text])
     from passerelle import twins
     results["twins"] = {m: used for m, used in twins.running().items() if m.startswith("passerelle.compliance.")}
     results["passerelle"] = {"status": "ok", "build_s": build_s, "codewords": list(tokens.CODEWORDS),
                              **_system_json(ours, supported)}
     _write_errors(WORK / "compliance-errors.md", "Passerelle", ours, "w")
-    print(f"[compliance] passerelle: {speed['passerelle_all']['mb_s']:.2f} MB/s with every detector; typical 4 KB "
-          f"prompt p50 {speed['passerelle_finance']['prompt_typical']['p50_ms']:.3f} ms (finance) / "
-          f"{speed['passerelle_all']['prompt_typical']['p50_ms']:.3f} ms (all)", flush=True)
 
     # --- Presidio, in its own venv and process ---------------------------------------------------
     results["presidio"] = {"status": "skipped", "message": "--no-presidio"}
+    outcome = None
     if not args.no_presidio:
         install = presidio_peer.ensure_presidio(WORK / "presidio-install.log")
         if not install.ok:
             results["presidio"] = {"status": "skipped", "message": install.message}
             print(f"[compliance] presidio skipped: {install.message}", flush=True)
         else:
-            records = [(f"warm-{i}", texts[i]) for i in range(min(5, len(texts)))]
-            records += [(s.id, s.text) for s in samples]
-            for kind, ps in kinds.items():
-                records += [(f"{kind}-{i}", ps[i % len(ps)]) for i in range(args.presidio_requests)]
-            print(f"[compliance] presidio ({install.model}): analyzing {len(records)} texts", flush=True)
-            outcome = presidio_peer.run(install, records, len(records), WORK)
-            peer_supported = outcome.supported()
-            peer_preds = {s.id: presidio_peer.predictions(outcome.results.get(s.id, [])) for s in samples}
-            theirs = evaluate.evaluate(samples, peer_preds, peer_supported)
-            at_half = evaluate.evaluate(samples, {s.id: presidio_peer.predictions(outcome.results.get(s.id, []), 0.5)
-                                                  for s in samples}, peer_supported)
-            wall_s = sum(outcome.seconds[s.id] for s in samples)
-            cpu_s = sum(outcome.cpu_seconds[s.id] for s in samples)
-            speed["presidio"] = {"mb_s": total_bytes / 1e6 / wall_s, "cpu_mb_s": total_bytes / 1e6 / cpu_s,
-                                 "analyze_s": wall_s, "analyze_cpu_s": cpu_s,
-                                 "short_text": _series([outcome.seconds[s.id] * 1000 for s in samples])}
-            for kind in kinds:
-                ids = [f"{kind}-{i}" for i in range(args.presidio_requests)]
-                speed["presidio"][f"prompt_{kind}"] = _series([outcome.seconds[i] * 1000 for i in ids],
-                                                              [outcome.cpu_seconds[i] * 1000 for i in ids])
-            results["presidio"] = {
-                "status": "ok", "info": outcome.info, "model": install.model,
-                "unmapped_entities": sorted(set(outcome.info.get("entities", ())) - set(presidio_peer.MAPPING)),
-                **_system_json(theirs, peer_supported),
-                "threshold_0_5": {"types": {t: at_half.overlap[t].to_json() for t in sorted(peer_supported)},
-                                  "micro": at_half.micro(peer_supported).to_json(),
-                                  "negatives_flagged": evaluate.negatives_total(at_half)[1]},
-            }
-            _write_errors(WORK / "compliance-errors.md", "Presidio", theirs, "a")
-            for key in ("all", "finance", "peer_types"):
-                speed[f"ratio_{key}"] = speed[f"passerelle_{key}"]["mb_s"] / speed["presidio"]["mb_s"]
-                speed[f"ratio_{key}_cpu"] = speed[f"passerelle_{key}"]["cpu_mb_s"] / speed["presidio"]["cpu_mb_s"]
-            print(f"[compliance] presidio: {speed['presidio']['mb_s']:.4f} MB/s, typical 4 KB prompt p50 "
-                  f"{speed['presidio']['prompt_typical']['p50_ms']:.1f} ms", flush=True)
+            # Passerelle's throughput passes are spread over Presidio's analysis of the corpus: one before its first
+            # block and one after each block, while its process waits (see presidio_peer.run).
+            corpus_blocks = _blocks([(s.id, s.text) for s in samples], max(1, args.passes - 1))
+            prompt_records = [(f"{kind}-{i}", ps[i % len(ps)]) for kind, ps in kinds.items()
+                              for i in range(args.presidio_requests)]
+            blocks = [[(f"warm-{i}", texts[i]) for i in range(min(5, len(texts)))], *corpus_blocks, prompt_records]
+            print(f"[compliance] presidio ({install.model}): analyzing {sum(map(len, blocks))} texts in {len(blocks)} "
+                  f"blocks, Passerelle's passes in between", flush=True)
+
+            def between(done: int) -> None:
+                if done <= len(corpus_blocks):  # after the warm-up block and after each block of the corpus
+                    timed_pass()
+
+            outcome = presidio_peer.run(install, blocks, WORK, between)
+            speed["passes_interleaved"] = len(corpus_blocks)
+    if outcome is None:  # no peer to share the time with: the passes in a row
+        for _ in range(args.passes):
+            timed_pass()
+    for key, _ in variants:
+        wall, used = passes[key]
+        speed[key].update({"mb_s": total_bytes / 1e6 / statistics.median(wall),
+                           "cpu_mb_s": total_bytes / 1e6 / statistics.median(used),
+                           "best_mb_s": total_bytes / 1e6 / min(wall), "passes_s": wall, "passes_cpu_s": used})
+    print(f"[compliance] passerelle: {speed['passerelle_all']['mb_s']:.2f} MB/s with every detector; typical 4 KB "
+          f"prompt p50 {speed['passerelle_finance']['prompt_typical']['p50_ms']:.3f} ms (finance) / "
+          f"{speed['passerelle_all']['prompt_typical']['p50_ms']:.3f} ms (all)", flush=True)
+    if outcome is not None:
+        peer_supported = outcome.supported()
+        peer_preds = {s.id: presidio_peer.predictions(outcome.results.get(s.id, [])) for s in samples}
+        theirs = evaluate.evaluate(samples, peer_preds, peer_supported)
+        at_half = evaluate.evaluate(samples, {s.id: presidio_peer.predictions(outcome.results.get(s.id, []), 0.5)
+                                              for s in samples}, peer_supported)
+        wall_s = sum(outcome.seconds[s.id] for s in samples)
+        cpu_s = sum(outcome.cpu_seconds[s.id] for s in samples)
+        speed["presidio"] = {"mb_s": total_bytes / 1e6 / wall_s, "cpu_mb_s": total_bytes / 1e6 / cpu_s,
+                             "analyze_s": wall_s, "analyze_cpu_s": cpu_s,
+                             "short_text": _series([outcome.seconds[s.id] * 1000 for s in samples])}
+        for kind in kinds:
+            ids = [f"{kind}-{i}" for i in range(args.presidio_requests)]
+            speed["presidio"][f"prompt_{kind}"] = _series([outcome.seconds[i] * 1000 for i in ids],
+                                                          [outcome.cpu_seconds[i] * 1000 for i in ids])
+        results["presidio"] = {
+            "status": "ok", "info": outcome.info, "model": outcome.info.get("model"),
+            "unmapped_entities": sorted(set(outcome.info.get("entities", ())) - set(presidio_peer.MAPPING)),
+            **_system_json(theirs, peer_supported),
+            "threshold_0_5": {"types": {t: at_half.overlap[t].to_json() for t in sorted(peer_supported)},
+                              "micro": at_half.micro(peer_supported).to_json(),
+                              "negatives_flagged": evaluate.negatives_total(at_half)[1]},
+        }
+        _write_errors(WORK / "compliance-errors.md", "Presidio", theirs, "a")
+        for key in ("all", "finance", "peer_types"):
+            speed[f"ratio_{key}"] = speed[f"passerelle_{key}"]["mb_s"] / speed["presidio"]["mb_s"]
+            speed[f"ratio_{key}_cpu"] = speed[f"passerelle_{key}"]["cpu_mb_s"] / speed["presidio"]["cpu_mb_s"]
+        print(f"[compliance] presidio: {speed['presidio']['mb_s']:.4f} MB/s, typical 4 KB prompt p50 "
+              f"{speed['presidio']['prompt_typical']['p50_ms']:.1f} ms", flush=True)
     results["speed"] = speed
     results["machine"]["load_avg_end"] = list(os.getloadavg())
     results["duration_s"] = time.monotonic() - started
@@ -236,6 +258,17 @@ def main(argv: list[str] | None = None) -> int:
     print(f"[compliance] wrote {args.out / 'compliance.md'} and compliance.json in {results['duration_s']:.0f} s "
           f"(error examples: {WORK / 'compliance-errors.md'})")
     return 0
+
+
+def _blocks(records: list[tuple[str, str]], count: int) -> list[list[tuple[str, str]]]:
+    """``records`` in ``count`` consecutive blocks of nearly equal size."""
+    size, extra = divmod(len(records), count)
+    out, at = [], 0
+    for k in range(count):
+        step = size + (k < extra)
+        out.append(records[at:at + step])
+        at += step
+    return [block for block in out if block]
 
 
 def _count(items: Any) -> dict[str, int]:

@@ -9,16 +9,18 @@ names are mapped to ours here, and the types it has no recognizer for are report
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
+import threading
 import time
 import venv
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 VENV = Path(__file__).resolve().parent.parent / ".venv-presidio"
 WORKER = Path(__file__).resolve().parent / "presidio_worker.py"
@@ -111,20 +113,24 @@ class PresidioRun:
         return frozenset(MAPPING[e] for e in self.info.get("entities", ()) if e in MAPPING)
 
 
-def run(install: PresidioInstall, records: Iterable[tuple[str, str]], total: int, work: Path,
-        progress_every: int = 500) -> PresidioRun:
-    """Analyze every (id, text) in the worker process; the inputs go through a file (no pipe deadlock)."""
+def run(install: PresidioInstall, blocks: Sequence[Sequence[tuple[str, str]]], work: Path,
+        between: Callable[[int], None] | None = None, progress_every: int = 500,
+        command: Sequence[str] | None = None) -> PresidioRun:
+    """Analyze every (id, text) in the worker process, block after block.
+
+    ``between(k)`` runs once block ``k`` is analyzed and before the next one is sent, while the worker waits
+    for input: what it measures has the machine to itself and falls inside the stretch of time of Presidio's
+    own measurements (on a VM whose speed drifts, measurements minutes apart are not comparable).  ``command``
+    replaces the worker's (tests).
+    """
     work.mkdir(parents=True, exist_ok=True)
-    inputs = work / "presidio-in.jsonl"
-    with inputs.open("w", encoding="utf-8") as f:
-        for record_id, text in records:
-            f.write(json.dumps({"id": record_id, "text": text}, ensure_ascii=False) + "\n")
+    total = sum(len(block) for block in blocks)
     env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
     env.update({"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "PYTHONUNBUFFERED": "1"})
-    with inputs.open("rb") as stdin, (work / "presidio-worker.log").open("wb") as stderr:
-        proc = subprocess.Popen([str(install.python), str(WORKER), "--model", str(install.model)], stdin=stdin,
-                                stdout=subprocess.PIPE, stderr=stderr, env=env)
-        assert proc.stdout is not None
+    with (work / "presidio-worker.log").open("wb") as stderr:
+        argv = command or [str(install.python), str(WORKER), "--model", str(install.model)]
+        proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, env=env)
+        assert proc.stdin is not None and proc.stdout is not None
         lines = _lines(proc.stdout)
         try:
             first = next(lines, None)
@@ -133,18 +139,42 @@ def run(install: PresidioInstall, records: Iterable[tuple[str, str]], total: int
                 raise RuntimeError(f"the Presidio worker did not start (see {work / 'presidio-worker.log'})")
             outcome = PresidioRun(first)
             started = time.monotonic()
-            for n, line in enumerate(lines, 1):
-                outcome.results[line["id"]] = line["results"]
-                outcome.seconds[line["id"]] = line["seconds"]
-                outcome.cpu_seconds[line["id"]] = line.get("cpu_seconds", line["seconds"])
-                if progress_every and n % progress_every == 0:
-                    print(f"[compliance] presidio: {n}/{total} texts ({time.monotonic() - started:.0f} s)", flush=True)
+            n = 0
+            for k, block in enumerate(blocks):
+                # A thread writes the block while this one reads the answers: neither pipe can fill up and stall.
+                writer = threading.Thread(target=_send, args=(proc.stdin, block), daemon=True)
+                writer.start()
+                for _ in block:
+                    line = next(lines, None)
+                    if line is None:
+                        raise RuntimeError(f"the Presidio worker stopped after {n} of {total} texts "
+                                           f"(see {work / 'presidio-worker.log'})")
+                    outcome.results[line["id"]] = line["results"]
+                    outcome.seconds[line["id"]] = line["seconds"]
+                    outcome.cpu_seconds[line["id"]] = line.get("cpu_seconds", line["seconds"])
+                    n += 1
+                    if progress_every and n % progress_every == 0:
+                        print(f"[compliance] presidio: {n}/{total} texts ({time.monotonic() - started:.0f} s)",
+                              flush=True)
+                writer.join()
+                if between is not None:
+                    between(k)
+            proc.stdin.close()
         finally:
             if proc.poll() is None:
+                with contextlib.suppress(OSError):
+                    proc.stdin.close()
                 proc.wait(timeout=60)
     if proc.returncode:
         raise RuntimeError(f"the Presidio worker exited with {proc.returncode} (see {work / 'presidio-worker.log'})")
     return outcome
+
+
+def _send(stdin: IO[bytes], block: Sequence[tuple[str, str]]) -> None:
+    with contextlib.suppress(BrokenPipeError):  # the worker died: the reader says so
+        stdin.write(b"".join(json.dumps({"id": record_id, "text": text}, ensure_ascii=False).encode() + b"\n"
+                             for record_id, text in block))
+        stdin.flush()
 
 
 def _lines(stream: Any) -> Iterator[dict[str, Any]]:

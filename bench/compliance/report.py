@@ -234,8 +234,13 @@ def _speed_intro(results: dict[str, Any]) -> str:
     peer_req = speed.get("presidio", {}).get("prompt_typical", {}).get("requests")
     typical = c.get("prompts", {}).get("typical", {})
     sizes = typical.get("bytes") or [0]
+    blocks = speed.get("passes_interleaved")
+    spread = (f", spread over Presidio's analysis of the corpus (one before its first block and one after each of its "
+              f"{blocks} blocks, while its process waited), so that both are timed over the same minutes of a VM whose "
+              "speed drifts" if blocks else "")
     return (f"Passerelle: the engine built once in the benchmark's process, only `scan()` timed; throughput = corpus "
-            f"bytes (UTF-8) / median of {passes} whole passes.  4 KB prompts ({min(sizes)}-{max(sizes)} bytes), "
+            f"bytes (UTF-8) / median of {passes} whole passes{spread}.  "
+            f"4 KB prompts ({min(sizes)}-{max(sizes)} bytes), "
             f"{typical.get('count', 0)} distinct ones of each kind scanned in turn, {req} scans per series after a "
             "warm-up: *typical* = a system prompt and a support conversation whose user turns are corpus sentences, "
             "*dense* = corpus texts back to back.  Presidio: its analyzer built once in its own process, only "
