@@ -23,8 +23,7 @@ from __future__ import annotations
 import threading
 from bisect import bisect_left, bisect_right
 from collections.abc import Collection, Sequence
-from itertools import islice
-from operator import attrgetter, le
+from operator import attrgetter
 
 import hyperscan
 
@@ -32,7 +31,6 @@ from passerelle.compliance.dbcache import compile_cached
 from passerelle.compliance.findings import ENTITY_TYPES, Detector, Finding, Pattern, Validator
 
 _START = attrgetter("start")
-_END = attrgetter("end")
 _CONTINUATION = bytes(int(0x80 <= byte < 0xC0) for byte in range(256))  # UTF-8 continuation bytes as 1
 
 
@@ -55,11 +53,26 @@ def _constant(entity: str, score: float) -> Validator:
     return validate
 
 
+def _disjoint(findings: list[Finding]) -> bool:
+    """Whether each of the findings, sorted by start, ends before the next starts (the common case)."""
+    end = -1
+    for f in findings:
+        if f.start < end:
+            return False
+        end = f.end
+    return True
+
+
+def _on_match(pid: int, start: int, end: int, flags: int, hits: list[tuple[int, int, int]]) -> None:
+    """Hyperscan's match handler, the list of hits as its context (no closure made per scan)."""
+    hits.append((start, -end, pid))  # sorts leftmost first, then longest first
+
+
 def resolve(findings: list[Finding]) -> list[Finding]:
     """Non-overlapping findings sorted by start; on overlap the higher score, then the longer, wins."""
     findings = [f for f in findings if f.end > f.start]
     findings.sort(key=_START)  # findings with the same start overlap: the ranking below decides between them
-    if all(map(le, map(_END, findings), map(_START, islice(findings, 1, None)))):  # each ends before the next
+    if _disjoint(findings):
         return findings
     ranked = sorted(findings, key=lambda f: (-f.score, f.start - f.end, f.start, f.type))
     starts: list[int] = []
@@ -165,14 +178,9 @@ class Engine:
         ascii_only = text.isascii()
         data = text.encode("ascii") if ascii_only else text.encode("utf-8", "surrogatepass")
         hits: list[tuple[int, int, int]] = []
-        append = hits.append
-
-        def on_match(pid: int, start: int, end: int, flags: int, context: object) -> None:
-            append((start, -end, pid))  # sorts leftmost first, then longest first
-
         assert self._database is not None
         # Positional arguments: the binding's keyword parsing costs a third of a scan call on a short text.
-        self._database.scan(data, on_match, 0, None, self._scratch())
+        self._database.scan(data, _on_match, 0, hits, self._scratch())
         if not hits:
             return []
         if wanted is not None:

@@ -192,14 +192,16 @@ class _Triggers:
             scratch = self._local.words = hyperscan.Scratch(self.words)
         data = text.encode("latin-1", "replace")
         found: list[int] = []
-        append, codes = found.append, self._codes
-
-        def on_word(i: int, _from: int, to: int, _flags: int, _ctx: object) -> None:
-            append((to << 2) - codes[i])
-
-        self.words.scan(data, on_word, 0, None, scratch)  # positional: cheaper than keywords
+        self.words.scan(data, _on_word, 0, (found, self._codes), scratch)  # positional: cheaper than keywords
         found.sort()
         return found
+
+
+def _on_word(i: int, _from: int, to: int, _flags: int, context: tuple[list[int], list[int]]) -> None:
+    """Hyperscan's match handler (the triggers found so far and the literals' codes as its context: no closure
+    made per scan)."""
+    found, codes = context
+    found.append((to << 2) - codes[i])
 
 
 def _release_heap() -> None:
