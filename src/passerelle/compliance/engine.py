@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import threading
 from bisect import bisect_left, bisect_right
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from operator import attrgetter
+from typing import cast
 
 import hyperscan
 
@@ -66,6 +67,10 @@ def _disjoint(findings: list[Finding]) -> bool:
 def _on_match(pid: int, start: int, end: int, flags: int, hits: list[tuple[int, int, int]]) -> None:
     """Hyperscan's match handler, the list of hits as its context (no closure made per scan)."""
     hits.append((start, -end, pid))  # sorts leftmost first, then longest first
+
+
+# Hyperscan's stubs type the context as ``object``; the handler's ``list`` lets the compiled twin append directly.
+_MATCH_HANDLER = cast("Callable[[int, int, int, int, object], bool | None]", _on_match)
 
 
 def resolve(findings: list[Finding]) -> list[Finding]:
@@ -180,7 +185,7 @@ class Engine:
         hits: list[tuple[int, int, int]] = []
         assert self._database is not None
         # Positional arguments: the binding's keyword parsing costs a third of a scan call on a short text.
-        self._database.scan(data, _on_match, 0, hits, self._scratch())
+        self._database.scan(data, _MATCH_HANDLER, 0, hits, self._scratch())
         if not hits:
             return []
         if wanted is not None:

@@ -23,9 +23,10 @@ import ctypes
 import re
 import threading
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import date
 from functools import cache
+from typing import cast
 
 import hyperscan
 
@@ -192,7 +193,7 @@ class _Triggers:
             scratch = self._local.words = hyperscan.Scratch(self.words)
         data = text.encode("latin-1", "replace")
         found: list[int] = []
-        self.words.scan(data, _on_word, 0, (found, self._codes), scratch)  # positional: cheaper than keywords
+        self.words.scan(data, _WORD_HANDLER, 0, (found, self._codes), scratch)  # positional: cheaper than keywords
         found.sort()
         return found
 
@@ -202,6 +203,9 @@ def _on_word(i: int, _from: int, to: int, _flags: int, context: tuple[list[int],
     made per scan)."""
     found, codes = context
     found.append((to << 2) - codes[i])
+
+
+_WORD_HANDLER = cast("Callable[[int, int, int, int, object], bool | None]", _on_word)  # Hyperscan's stubs: ``object``
 
 
 def _release_heap() -> None:
