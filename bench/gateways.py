@@ -1,6 +1,8 @@
 """The gateways under test, all in front of the same upstream simulator, all spoken to in the OpenAI dialect.
 
 - ``direct``: the load generator straight to the simulator (the floor);
+- ``relay``: socat relaying TCP to the upstream, no HTTP at all (the floor of any extra hop: kernel copies and
+  process wake-ups; only when asked for, and only where socat is installed);
 - ``passthrough``: bench/passthrough.py, the thinnest Python proxy (the Python floor);
 - ``passerelle``: Passerelle with default features, an ``openai`` provider pointing at the simulator
   (same dialect both sides: nothing translated), a virtual key from the config sent as Bearer;
@@ -18,6 +20,7 @@ import copy
 import json
 import os
 import secrets
+import shutil
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -66,6 +69,7 @@ SCALEOUT_PREFIX = "passerelle-bench:"
 
 DESCRIPTIONS = {
     "direct": "load generator straight to the upstream simulator (the floor)",
+    "relay": "socat relaying TCP to the upstream, a process per connection, no HTTP (the floor of any extra hop)",
     "passthrough": "raw ASGI on granian + one pooled aiohttp client + orjson, no validation or auth (Python floor)",
     "passerelle": "Passerelle, default features, virtual key as Bearer, OpenAI dialect to an openai provider",
     "passerelle-granian": "Passerelle as above, served by granian instead of uvicorn",
@@ -150,6 +154,8 @@ def unavailable(name: str, litellm: peer_litellm.LiteLLMInstall | None) -> str |
     """Why a gateway cannot run in this run, or None."""
     if name == "passerelle-scaleout":
         return reset_scaleout()
+    if name == "relay" and shutil.which("socat") is None:
+        return "skipped: socat is not installed (apt install socat)"
     if name == "litellm":
         if litellm is None:
             return "skipped: not installed"
@@ -175,6 +181,11 @@ def start(name: str, upstream_port: int, workers: int, work: Path, tag: str, *, 
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     log = work / f"{tag}-{name}.log"
+    if name == "relay":
+        cmd = ["socat", f"TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork,nodelay",
+               f"TCP:127.0.0.1:{upstream_port},nodelay"]
+        proc = Proc(name, cmd, log, env=_env(), cwd=REPO)
+        return Endpoint(name, base + CHAT_PATH, {"authorization": "Bearer sk-direct"}, base + "/health", proc)
     if name == "passthrough":
         cmd = [sys.executable, "-m", "bench.passthrough", "--port", str(port), "--upstream", upstream,
                "--workers", str(workers)]

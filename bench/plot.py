@@ -9,7 +9,7 @@ from typing import Any
 from bench.report import GATEWAY_ORDER, SCENARIO_ORDER
 
 FLOOR_MS = 0.01  # a log axis cannot show zero or less: smaller added latencies are drawn at this floor
-COLORS = {"passthrough": "tab:gray", "passerelle": "tab:blue", "passerelle-granian": "tab:cyan",
+COLORS = {"relay": "black", "passthrough": "tab:gray", "passerelle": "tab:blue", "passerelle-granian": "tab:cyan",
           "passerelle-python": "tab:brown",
           "passerelle-budgets": "tab:orange", "passerelle-finance": "tab:olive",
           "passerelle-full": "tab:purple", "passerelle-scaleout": "tab:green", "litellm": "tab:red"}

@@ -6,6 +6,9 @@ import math
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+import bench.gateways
 from bench import report
 from bench.gateways import (
     OVERLAYS,
@@ -140,6 +143,14 @@ def test_full_features_hook() -> None:
     assert "No matching distribution" in (unavailable("litellm", failed) or "")
     merged = deep_merge({"a": {"b": 1, "c": 2}, "k": [1]}, {"a": {"c": 3}, "m": {"x": 1}})
     assert merged == {"a": {"b": 1, "c": 3}, "k": [1], "m": {"x": 1}}
+
+
+def test_the_relay_needs_socat(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(bench.gateways.shutil, "which", lambda name: None)
+    assert unavailable("relay", None) == "skipped: socat is not installed (apt install socat)"
+    monkeypatch.setattr(bench.gateways.shutil, "which", lambda name: f"/usr/bin/{name}")
+    assert unavailable("relay", None) is None
+    assert "relay" in report.PAIRED_GATEWAYS and "relay" not in report.DEFAULT_GATEWAYS
 
 
 def test_each_issue_has_its_own_configuration(tmp_path: Path) -> None:
