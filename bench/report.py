@@ -43,6 +43,8 @@ PAIRED_GATEWAYS = ("relay", "passthrough", "passerelle", "passerelle-python", "p
 # The configurations every target is checked for: the defaults, cost control's (issue 4: "with metering and budgets
 # on"), compliance's (issue 5: "with the finance pack on"), both, and both on the scale-out backend.
 TARGET_GATEWAYS = ("passerelle", "passerelle-budgets", "passerelle-finance", "passerelle-full", "passerelle-scaleout")
+# Quoted beside each latency verdict when they ran in the same paired rounds.
+_FLOORS = (("passthrough", "the pass-through"), ("relay", "the relay (the hop alone)"))
 
 Step = dict[str, Any]
 
@@ -356,9 +358,10 @@ def verdicts(result: Mapping[str, Any]) -> list[dict[str, str]]:
         paired = result.get("paired", {}).get("small", {}).get(gw)
         sweep = "" if step is None or step.get("added_ms") is None else \
             f"; sweep step: added p50 {fmt(step['added_ms']['p50'])} ms, p99 {fmt(step['added_ms']['p99'])} ms"
-        floor = result.get("paired", {}).get("small", {}).get("passthrough")
-        if floor and floor["added_p50"]:
-            sweep += f"; the pass-through in the same rounds: added p50 {_median_text(floor['added_p50'])} ms"
+        for floor_name, label in _FLOORS:
+            floor = result.get("paired", {}).get("small", {}).get(floor_name)
+            if floor and floor["added_p50"]:
+                sweep += f"; {label} in the same rounds: added p50 {_median_text(floor['added_p50'])} ms"
         if paired and paired["added_p50"] and paired["added_p99"]:
             a50, a99 = paired["added_p50"]["median"], paired["added_p99"]["median"]
             good = a50 <= TARGET_ADDED_P50_MS and a99 <= TARGET_ADDED_P99_MS and not paired["errors"]
@@ -403,9 +406,10 @@ def verdicts(result: Mapping[str, Any]) -> list[dict[str, str]]:
             good = t50 <= TARGET_TTFB_ADDED_P50_MS and not paired["errors"]
             sweep = "" if step is None or step.get("ttfb_added_ms") is None else \
                 f"; sweep step: {fmt(step['ttfb_added_ms']['p50'])} ms"
-            floor = result.get("paired", {}).get("stream", {}).get("passthrough")
-            if floor and floor["ttfb_added_p50"]:
-                sweep += f"; the pass-through in the same rounds: {_median_text(floor['ttfb_added_p50'])} ms"
+            for floor_name, label in _FLOORS:
+                floor = result.get("paired", {}).get("stream", {}).get(floor_name)
+                if floor and floor["ttfb_added_p50"]:
+                    sweep += f"; {label} in the same rounds: {_median_text(floor['ttfb_added_p50'])} ms"
             out.append(_verdict(target, gw, "PASS" if good else "FAIL",
                                 f"median of {paired['rounds']} paired rounds: first byte added p50 "
                                 f"{_median_text(paired['ttfb_added_p50'])} ms"

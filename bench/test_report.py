@@ -185,7 +185,7 @@ def test_paired_rounds_decide_the_latency_targets_by_their_median() -> None:
     for number, (full, direct_ttfb, full_ttfb) in enumerate([(1.6, 21.0, 21.8), (1.7, 21.2, 21.9), (4.0, 21.1, 24.0),
                                                                (1.5, 21.0, 21.6), (1.8, 21.3, 22.1)]):
         rounds += [rounded("direct", "small", number, 1.0, 2.0), rounded("passerelle-full", "small", number, full, 3.5),
-                   rounded("passthrough", "small", number, 1.9, 3.0),
+                   rounded("passthrough", "small", number, 1.9, 3.0), rounded("relay", "small", number, 1.2, 2.5),
                    rounded("direct", "stream", number, 40.0, 41.0, direct_ttfb),
                    rounded("passerelle-full", "stream", number, 41.0, 43.0, full_ttfb)]
     report.attach_added_by_round(rounds)
@@ -205,6 +205,7 @@ def test_paired_rounds_decide_the_latency_targets_by_their_median() -> None:
     assert "median of 5 paired rounds" in small_verdict["detail"] and "sweep step: added p50 1.30" in \
         small_verdict["detail"]
     assert "the pass-through in the same rounds: added p50 0.90 (0.90 to 0.90) ms" in small_verdict["detail"]
+    assert "the relay (the hop alone) in the same rounds: added p50 0.20 (0.20 to 0.20) ms" in small_verdict["detail"]
     first_byte = verdicts[("streaming first-byte overhead p50 <= 1 ms at 200 RPS", "passerelle-full")]
     assert first_byte["status"] == "PASS" and "0.80 (0.60 to 2.90)" in first_byte["detail"], first_byte
     # A gateway that is slow in most rounds fails whatever its best round.
