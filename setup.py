@@ -29,8 +29,8 @@ _HOT = {
 }
 TWINS = tuple(f"passerelle.{folder}.{name}" for folder, names in _HOT.items() for name in names.split())
 # Where Cython may read annotations as types (a ``str`` parameter then takes a ``str``, not a subclass): the
-# detection engine, whose inputs are plain strings and ints (a pass over the benchmark corpus: 1,019 M
-# instructions as Python, 833 M compiled; bench/results/scan_instructions.md).
+# detection engine, whose inputs are plain strings and ints (a pass over the benchmark corpus: 991 M
+# instructions as Python, 794 M compiled; bench/results/scan_instructions.md).
 TYPED = tuple(m for m in TWINS if not m.endswith((".actions", ".pseudonyms", ".policy")))
 MANIFEST = "passerelle/twins.json"  # module -> SHA-256 of the source its twin was built from
 SRC = Path(__file__).parent / "src"
