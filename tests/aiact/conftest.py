@@ -3,7 +3,6 @@ machine's PostgreSQL in a schema of its own (dropped after the test)."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -14,23 +13,15 @@ from passerelle.aiact.registry import AiActRegistry
 from passerelle.aiact.store import SQLAiActStore
 from passerelle.aiact.store_postgres import PostgresAiActStore
 from passerelle.aiact.store_sqlite import SQLiteAiActStore
-from tests.stores.conftest import PG_DSN, drop_schema
+from tests.support.backends import POSTGRES_DSN as PG_DSN
+from tests.support.backends import SQL_BACKENDS, sql_backend
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=SQL_BACKENDS)
 async def aiact_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[SQLAiActStore]:
-    if request.param == "sqlite":
-        lite = SQLiteAiActStore(tmp_path / "aiact.db")
-        yield lite
-        await lite.aclose()
-        return
-    schema = f"test_{uuid.uuid4().hex}"
-    try:
-        pg = await PostgresAiActStore.connect(PG_DSN, schema, max_size=2)
-        yield pg
-        await pg.aclose()
-    finally:
-        await drop_schema(schema)
+    async with sql_backend(request.param, lambda: SQLiteAiActStore(tmp_path / "aiact.db"),
+                           lambda schema: PostgresAiActStore.connect(PG_DSN, schema, max_size=2)) as opened:
+        yield opened
 
 
 @pytest.fixture

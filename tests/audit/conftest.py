@@ -5,7 +5,6 @@ someone with direct database access would (triggers bypassed: that is what the c
 from __future__ import annotations
 
 import sqlite3
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,7 @@ from passerelle.audit.records import AuditEvent
 from passerelle.audit.sql_store import SQLAuditStore
 from passerelle.audit.sqlite import SQLiteAuditStore
 from passerelle.stores.postgres import numbered
-from tests.support.backends import POSTGRES_DSN
+from tests.support.backends import POSTGRES_DSN, SQL_BACKENDS, sql_backend
 
 T0 = 1_767_225_600.0  # 2026-01-01T00:00:00Z
 
@@ -74,25 +73,7 @@ async def open_pg(schema: str) -> PostgresAuditStore:
     return await PostgresAuditStore.connect(POSTGRES_DSN, schema)
 
 
-async def drop_schema(schema: str) -> None:
-    conn = await asyncpg.connect(POSTGRES_DSN)
-    try:
-        await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-    finally:
-        await conn.close()
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=SQL_BACKENDS)
 async def audit_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[SQLAuditStore]:
-    if request.param == "sqlite":
-        lite = SQLiteAuditStore(tmp_path / "audit.db")
-        yield lite
-        await lite.aclose()
-        return
-    schema = f"test_{uuid.uuid4().hex}"
-    try:
-        pg = await open_pg(schema)
-        yield pg
-        await pg.aclose()
-    finally:
-        await drop_schema(schema)
+    async with sql_backend(request.param, lambda: SQLiteAuditStore(tmp_path / "audit.db"), open_pg) as opened:
+        yield opened

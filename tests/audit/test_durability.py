@@ -19,8 +19,8 @@ import pytest
 from passerelle.audit.chain import GENESIS, averify
 from passerelle.audit.sql_store import SQLAuditStore
 from passerelle.audit.sqlite import SQLiteAuditStore
-from tests.audit.conftest import drop_schema, open_pg
-from tests.support.backends import POSTGRES_DSN, REDIS_URL
+from tests.audit.conftest import open_pg
+from tests.support.backends import POSTGRES_DSN, REDIS_URL, drop_schema
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -14,8 +14,8 @@ import pytest
 from passerelle.audit.records import unsealed
 from passerelle.audit.sqlite import SQLiteAuditStore
 from passerelle.cli import main
-from tests.audit.conftest import T0, drop_schema, event, open_pg
-from tests.support.backends import POSTGRES_DSN, REDIS_URL
+from tests.audit.conftest import T0, event, open_pg
+from tests.support.backends import POSTGRES_DSN, REDIS_URL, drop_schema
 
 
 def fill(data: Path, n: int, **kw: object) -> None:

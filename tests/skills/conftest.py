@@ -3,7 +3,6 @@ machine's PostgreSQL in a schema of its own (dropped after the test)."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -14,23 +13,15 @@ from passerelle.skills.registry import SkillRegistry, SkillsPolicy
 from passerelle.skills.store import SQLSkillStore
 from passerelle.skills.store_postgres import PostgresSkillStore
 from passerelle.skills.store_sqlite import SQLiteSkillStore
-from tests.stores.conftest import PG_DSN, drop_schema
+from tests.support.backends import POSTGRES_DSN as PG_DSN
+from tests.support.backends import SQL_BACKENDS, sql_backend
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=SQL_BACKENDS)
 async def skill_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[SQLSkillStore]:
-    if request.param == "sqlite":
-        lite = SQLiteSkillStore(tmp_path / "skills.db")
-        yield lite
-        await lite.aclose()
-        return
-    schema = f"test_{uuid.uuid4().hex}"
-    try:
-        pg = await PostgresSkillStore.connect(PG_DSN, schema, max_size=2)
-        yield pg
-        await pg.aclose()
-    finally:
-        await drop_schema(schema)
+    async with sql_backend(request.param, lambda: SQLiteSkillStore(tmp_path / "skills.db"),
+                           lambda schema: PostgresSkillStore.connect(PG_DSN, schema, max_size=2)) as opened:
+        yield opened
 
 
 @pytest.fixture

@@ -4,29 +4,19 @@ machine's PostgreSQL in a schema of its own (dropped after the test)."""
 from __future__ import annotations
 
 import hashlib
-import os
 import uuid
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import pytest
 
 from passerelle.stores import PostgresStore, SQLiteStore
 from passerelle.stores.records import Budget, RateLimit, Scope, Team, Tenant, UsageRecord, VirtualKey
 from passerelle.stores.sql_store import SQLStore
-
-PG_DSN = os.environ.get("PASSERELLE_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
-
-
-async def drop_schema(schema: str) -> None:
-    conn = await asyncpg.connect(PG_DSN)
-    try:
-        await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-    finally:
-        await conn.close()
+from tests.support.backends import POSTGRES_DSN as PG_DSN
+from tests.support.backends import SQL_BACKENDS, drop_schema, sql_backend
 
 
 @pytest.fixture
@@ -37,21 +27,11 @@ async def pg_schema() -> AsyncIterator[str]:
     await drop_schema(schema)
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=SQL_BACKENDS)
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[SQLStore]:
-    opened: SQLStore
-    if request.param == "sqlite":
-        opened = SQLiteStore(tmp_path / "passerelle.db")
+    async with sql_backend(request.param, lambda: SQLiteStore(tmp_path / "passerelle.db"),
+                           lambda schema: PostgresStore.connect(PG_DSN, schema, max_size=4)) as opened:
         yield opened
-        await opened.aclose()
-        return
-    schema = f"test_{uuid.uuid4().hex}"
-    try:
-        opened = await PostgresStore.connect(PG_DSN, schema, max_size=4)
-        yield opened
-        await opened.aclose()
-    finally:
-        await drop_schema(schema)
 
 
 async def clear_ledger(store: SQLStore) -> None:
