@@ -4,7 +4,9 @@ that is briefly locked, invalid events, and the disabled log."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
+import threading
 import time
 from pathlib import Path
 
@@ -12,8 +14,9 @@ import msgspec
 import pytest
 
 from passerelle.audit import AuditLog, open_audit
+from passerelle.audit import writer as writer_module
 from passerelle.audit.chain import GENESIS, averify
-from passerelle.audit.records import AuditRecord
+from passerelle.audit.records import AuditEvent, AuditRecord, Unsealed
 from passerelle.audit.sqlite import SQLiteAuditStore
 from passerelle.config import Config
 from passerelle.config.schema import AuditConfig
@@ -131,9 +134,18 @@ async def test_a_flush_commits_what_was_queued_when_it_began(tmp_path: Path) -> 
     await log.aclose()
 
 
+async def cancel_writer(log: AuditLog) -> None:
+    """What an event loop's teardown does to every task left: cancel the writer from outside."""
+    writer = log._task
+    assert writer is not None
+    writer.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await writer
+
+
 async def test_a_commit_that_completes_while_the_writer_is_cancelled_is_not_written_twice(tmp_path: Path) -> None:
-    # Shutdown cancels the writer, then flushes again.  A commit runs in a worker thread that a cancellation
-    # cannot stop: if it completes while its caller is being cancelled, its batch must not be appended again.
+    # A commit runs in a worker thread that a cancellation cannot stop: if it completes while its caller is
+    # being cancelled, its batch must not be appended again by the flush that follows.
     store = SQLiteAuditStore(tmp_path / "audit.db")
     log = AuditLog(store, AuditConfig(flush_interval=0.01))
     append = store.append
@@ -152,9 +164,47 @@ async def test_a_commit_that_completes_while_the_writer_is_cancelled_is_not_writ
     for i in range(1, 4):
         log.append(event(i))
     await asyncio.wait_for(in_commit.wait(), 5)
-    await log.aclose()  # cancels the writer in the middle of its commit, then flushes
+    await cancel_writer(log)  # in the middle of its commit
+    await log.aclose()  # flushes what is left
     reopened = SQLiteAuditStore(tmp_path / "audit.db")
     try:
         assert [r.request_id for r in await stored(reopened)] == [f"req-{i:05d}" for i in range(1, 4)]
+    finally:
+        await reopened.aclose()
+
+
+@pytest.mark.parametrize("stop", ["aclose", "cancel"])
+async def test_a_stop_while_events_are_prepared_loses_and_reorders_nothing(tmp_path: Path, stop: str) -> None:
+    # Events are validated in a worker thread before their commit, and a stop (aclose, or a cancellation from
+    # outside) can come while that thread runs.  Flushing again beside it once ran a second thread over the
+    # rest of the queue: the events came out of order, and the commit that cleared the ready list dropped what
+    # the first thread added after it (an event lost on SIGTERM in tests/audit/test_durability.py).
+    store = SQLiteAuditStore(tmp_path / "audit.db")
+    log = AuditLog(store, AuditConfig(flush_interval=0.01, batch=1000))
+    preparing, release = threading.Event(), threading.Event()
+    real = writer_module.unsealed
+
+    def held_unsealed(event: AuditEvent, store_content: bool) -> Unsealed:
+        if event.request_id == "req-00050":  # the thread is held in the middle of the queue
+            preparing.set()
+            release.wait(5)
+        return real(event, store_content)
+
+    writer_module.unsealed = held_unsealed  # type: ignore[assignment]
+    try:
+        for i in range(1, 101):
+            log.append(event(i))
+        await log.start()
+        assert await asyncio.to_thread(preparing.wait, 5)
+        asyncio.get_running_loop().call_later(0.2, release.set)  # after the stop has begun
+        if stop == "cancel":
+            await cancel_writer(log)
+        await log.aclose()
+    finally:
+        release.set()
+        writer_module.unsealed = real
+    reopened = SQLiteAuditStore(tmp_path / "audit.db")
+    try:
+        assert [r.request_id for r in await stored(reopened)] == [f"req-{i:05d}" for i in range(1, 101)]
     finally:
         await reopened.aclose()

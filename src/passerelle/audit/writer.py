@@ -4,7 +4,8 @@
 every ``audit.flush_interval`` seconds, up to ``audit.batch`` records per transaction; sealing (seq,
 prev_hash, hash) happens inside that transaction.  Durability: a killed process loses the events of
 its last flush interval (still in memory), never a half-written or mis-chained record (a batch
-commits whole or not at all); a graceful stop (``aclose``) commits everything queued.  When the
+commits whole or not at all); a graceful stop (``aclose``) lets a commit in progress finish, then commits
+everything queued.  When the
 database is down, events wait in memory up to ``audit.queue``; beyond that the oldest are shed,
 counted in ``dropped`` and ``passerelle_audit_dropped_total``.
 """
@@ -39,6 +40,7 @@ class AuditLog:
         self._pending: deque[AuditEvent] = deque(maxlen=config.queue)
         self._ready: deque[Unsealed] = deque()  # validated, waiting for (or retrying) a commit
         self._task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
         self._failing = False
         self._lock = asyncio.Lock()
 
@@ -87,8 +89,7 @@ class AuditLog:
             # not a stream of small transactions chasing the queue); what a crash can lose is unchanged.
             todo = len(self._pending) + len(self._ready)
             while todo > 0 and (self._pending or self._ready):
-                # ~20 us an event: off the event loop, so that a batch never stalls requests in flight.
-                refused = await asyncio.to_thread(self._prepare)
+                refused = await self._prepared()
                 for request_id, error in refused:
                     self.invalid += 1
                     INVALID.inc()
@@ -101,6 +102,17 @@ class AuditLog:
                 self._ready.clear()
                 todo -= len(batch)
                 WRITTEN.inc(len(batch))
+
+    async def _prepared(self) -> list[tuple[str, str]]:
+        """``_prepare`` in a worker thread (~20 us an event: off the event loop, so that a batch never stalls
+        requests in flight), awaited to its end even when the flush is cancelled: a thread cannot be stopped,
+        and one still moving events into ``_ready`` while the next flush commits and clears it loses them."""
+        work = asyncio.ensure_future(asyncio.to_thread(self._prepare))
+        try:
+            return await asyncio.shield(work)
+        except asyncio.CancelledError:
+            await asyncio.wait({work})
+            raise
 
     async def _append(self, batch: list[Unsealed]) -> None:
         """The store's append, seen through to its end even when the flush is cancelled (shutdown cancels the
@@ -119,7 +131,11 @@ class AuditLog:
 
     async def _loop(self) -> None:
         while True:
-            await asyncio.sleep(self._config.flush_interval)
+            try:
+                await asyncio.wait_for(self._stopping.wait(), self._config.flush_interval)
+                return  # stopping: aclose commits the rest
+            except TimeoutError:
+                pass
             try:
                 await self.flush()
                 if self._failing:
@@ -132,9 +148,10 @@ class AuditLog:
                 self._failing = True
 
     async def aclose(self) -> None:
-        """Stop the writer, commit what is queued, close the store."""
+        """Stop the writer (a flush in progress finishes: it is not cancelled), commit what is queued, close the
+        store."""
         if self._task is not None:
-            self._task.cancel()
+            self._stopping.set()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
