@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import Counter
 from collections.abc import AsyncIterator
 
@@ -184,3 +185,41 @@ async def test_a_ledger_flush_commits_what_was_queued_when_it_began() -> None:
     assert store.batches == [["r0", "r1"], ["r2", "r3"], ["r4"]]  # the next flush takes the late ones
     await writer.flush()
     assert store.batches[3] == ["late-1", "late-2"]
+
+
+@pytest.mark.parametrize("stop", ["aclose", "cancel"])
+async def test_a_stop_during_a_ledger_commit_loses_nothing(stop: str) -> None:
+    # A commit that a cancellation interrupts is rolled back (as PostgreSQL's would be).  A graceful stop once
+    # cancelled the writer in the middle of one and lost its batch; a cancellation from outside (an event
+    # loop's teardown) must put the batch back for the final flush.
+    from typing import Any, cast
+
+    from passerelle.config import StoreConfig
+    from passerelle.pipeline.metering import LedgerWriter
+
+    committing = asyncio.Event()
+
+    class Ledger:
+        def __init__(self) -> None:
+            self.rows: dict[str, int] = {}
+
+        async def append_usage(self, batch: list[Any]) -> None:
+            committing.set()
+            await asyncio.sleep(0.1)  # the transaction: cancelled here, it writes nothing
+            for request_id in batch:
+                self.rows.setdefault(request_id, len(self.rows))  # a known request id is ignored
+
+    ledger = Ledger()
+    writer = LedgerWriter(cast(Any, ledger), StoreConfig(ledger_flush_interval=0.01, ledger_batch=1000))
+    for i in range(20):
+        writer.append(cast(Any, f"r{i:02d}"))
+    writer.start()
+    await asyncio.wait_for(committing.wait(), 5)
+    if stop == "cancel":
+        task = writer._task
+        assert task is not None
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    await writer.aclose()
+    assert sorted(ledger.rows, key=ledger.rows.__getitem__) == [f"r{i:02d}" for i in range(20)]

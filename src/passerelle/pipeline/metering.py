@@ -4,8 +4,8 @@ The request path only appends a record to an in-memory buffer.  A background tas
 buffer every ``store.ledger_flush_interval`` seconds (group commit: one transaction for up to
 ``store.ledger_batch`` records).  Durability: a record reaches the database within one flush
 interval plus the commit time; a crash of the process loses at most that window (a graceful
-stop flushes everything).  Budgets do not depend on it: they are enforced by the shared
-counters at settlement, before the record is even queued.  When the database is down, records
+stop lets a commit in progress finish, then flushes everything).  Budgets do not depend on it: they
+are enforced by the shared counters at settlement, before the record is even queued.  When the database is down, records
 wait in memory up to ``store.ledger_queue``; beyond that the oldest are dropped, counted in the
 ``passerelle_ledger_dropped_total`` metric and logged.
 """
@@ -36,6 +36,7 @@ class LedgerWriter:
         self._batch = config.ledger_batch
         self._pending: deque[UsageRecord] = deque(maxlen=config.ledger_queue)
         self._task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
         self._failing = False
         self._lock = asyncio.Lock()
 
@@ -59,15 +60,21 @@ class LedgerWriter:
                 batch = [self._pending.popleft() for _ in range(min(self._batch, todo, len(self._pending)))]
                 try:
                     await self._store.append_usage(batch)
-                except Exception:
-                    self._pending.extendleft(reversed(batch))  # keep their order; retried next time
+                except BaseException:
+                    # Failed, or cancelled (the commit may have landed): retried next time in their order.
+                    # A record committed twice is inserted once (the ledger ignores a known request id).
+                    self._pending.extendleft(reversed(batch))
                     raise
                 todo -= len(batch)
                 metrics.LEDGER_WRITTEN.inc(len(batch))
 
     async def _loop(self) -> None:
         while True:
-            await asyncio.sleep(self._interval)
+            try:
+                await asyncio.wait_for(self._stopping.wait(), self._interval)
+                return  # stopping: aclose flushes the rest
+            except TimeoutError:
+                pass
             try:
                 await self.flush()
                 if self._failing:
@@ -80,10 +87,12 @@ class LedgerWriter:
                 self._failing = True
 
     async def aclose(self) -> None:
+        """Stop the writer (a flush in progress finishes: it is not cancelled), then flush what is queued."""
         if self._task is not None:
-            self._task.cancel()
+            self._stopping.set()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+            self._task = None
         try:
             await self.flush()
         except Exception as exc:
