@@ -4,6 +4,10 @@ import asyncio
 import json
 import logging
 import os
+import threading
+import time
+
+import pytest
 
 from passerelle.observability import logging as json_logging
 from passerelle.observability.logging import JsonLog
@@ -56,3 +60,23 @@ async def test_overflow_drops_and_counts() -> None:
     os.close(write_fd)
     assert [x.get("i") for x in lines[:3]] == [0, 1, 2]
     assert lines[3] == {"event": "log_lines_dropped", "count": 2}
+
+
+async def test_closing_while_a_batch_is_written_keeps_the_order(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The writer thread cannot be stopped: the lines flushed at close must come after the batch it writes.
+    written: list[bytes] = []
+    writing = threading.Event()
+
+    def slow_write(fd: int, data: bytes) -> None:
+        if b'"first"' in data:  # the batch the writer thread has: slow
+            writing.set()
+            time.sleep(0.2)
+        written.append(data)
+
+    monkeypatch.setattr(json_logging, "_write_all", slow_write)
+    log = JsonLog(fd=-1)
+    log.emit(logging.INFO, "first", {})
+    assert await asyncio.to_thread(writing.wait, 5)
+    log.emit(logging.INFO, "second", {})
+    await log.aclose()
+    assert [json.loads(chunk)["event"] for chunk in written] == ["first", "second"]

@@ -55,7 +55,13 @@ class JsonLog:
                 await asyncio.sleep(FLUSH_INTERVAL)
                 data = self._take()
                 if data:
-                    await asyncio.to_thread(_write_all, self.fd, data)
+                    # A cancellation does not stop the thread: the lines after its own wait for it to finish.
+                    write = asyncio.ensure_future(asyncio.to_thread(_write_all, self.fd, data))
+                    try:
+                        await asyncio.shield(write)
+                    except asyncio.CancelledError:
+                        await asyncio.wait({write})
+                        raise
         except asyncio.CancelledError:
             self.flush()
             raise
