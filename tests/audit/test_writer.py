@@ -136,7 +136,7 @@ async def test_a_flush_commits_what_was_queued_when_it_began(tmp_path: Path) -> 
 
 async def cancel_writer(log: AuditLog) -> None:
     """What an event loop's teardown does to every task left: cancel the writer from outside."""
-    writer = log._task
+    writer = log._writer.task
     assert writer is not None
     writer.cancel()
     with contextlib.suppress(asyncio.CancelledError):

@@ -216,7 +216,7 @@ async def test_a_stop_during_a_ledger_commit_loses_nothing(stop: str) -> None:
     writer.start()
     await asyncio.wait_for(committing.wait(), 5)
     if stop == "cancel":
-        task = writer._task
+        task = writer._writer.task
         assert task is not None
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):

@@ -13,7 +13,6 @@ counted in ``dropped`` and ``passerelle_audit_dropped_total``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections import deque
 from pathlib import Path
@@ -25,6 +24,7 @@ from passerelle.audit.records import AuditEvent, InvalidEvent, Unsealed, unseale
 from passerelle.config import Config
 from passerelle.config.schema import AuditConfig
 from passerelle.observability.logging import log
+from passerelle.stores.write_behind import FlushLoop
 
 WRITTEN = Counter("passerelle_audit_written_total", "Audit records committed to the chain")
 DROPPED = Counter("passerelle_audit_dropped_total", "Audit events shed: the audit queue was full")
@@ -39,9 +39,7 @@ class AuditLog:
         self._config = config
         self._pending: deque[AuditEvent] = deque(maxlen=config.queue)
         self._ready: deque[Unsealed] = deque()  # validated, waiting for (or retrying) a commit
-        self._task: asyncio.Task[None] | None = None
-        self._stopping = asyncio.Event()
-        self._failing = False
+        self._writer = FlushLoop("audit", self.flush, config.flush_interval, lambda: self.queued)
         self._lock = asyncio.Lock()
 
     def append(self, event: AuditEvent) -> None:
@@ -51,7 +49,7 @@ class AuditLog:
         if len(self._pending) == self._pending.maxlen:
             self.dropped += 1
             DROPPED.inc()
-            if not self._failing:
+            if not self._writer.failing:
                 log("audit_queue_full", logging.ERROR, dropped_request_id=self._pending[0].request_id)
         self._pending.append(event)
 
@@ -64,8 +62,8 @@ class AuditLog:
         return len(self._pending) + len(self._ready)
 
     async def start(self) -> None:
-        if self.store is not None and self._task is None:
-            self._task = asyncio.create_task(self._loop(), name="passerelle-audit-writer")
+        if self.store is not None:
+            self._writer.start()
 
     def _prepare(self) -> list[tuple[str, str]]:
         """Validate queued events into ``_ready`` (in a worker thread); returns the refused ones."""
@@ -129,32 +127,10 @@ class AuditLog:
                 WRITTEN.inc(len(batch))
             raise
 
-    async def _loop(self) -> None:
-        while True:
-            try:
-                await asyncio.wait_for(self._stopping.wait(), self._config.flush_interval)
-                return  # stopping: aclose commits the rest
-            except TimeoutError:
-                pass
-            try:
-                await self.flush()
-                if self._failing:
-                    log("audit_recovered", logging.INFO)
-                self._failing = False
-            except Exception as exc:
-                if not self._failing:
-                    log("audit_write_failed", logging.ERROR, error=f"{exc.__class__.__name__}: {exc}",
-                        pending=self.queued)
-                self._failing = True
-
     async def aclose(self) -> None:
         """Stop the writer (a flush in progress finishes: it is not cancelled), commit what is queued, close the
         store."""
-        if self._task is not None:
-            self._stopping.set()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._writer.stop()
         if self.store is None:
             return
         try:

@@ -13,7 +13,6 @@ wait in memory up to ``store.ledger_queue``; beyond that the oldest are dropped,
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections import deque
@@ -27,26 +26,24 @@ from passerelle.pricing import Catalog, TokenUsage, cost_pico
 from passerelle.routing.table import Deployment
 from passerelle.stores.base import Store
 from passerelle.stores.records import UsageRecord
+from passerelle.stores.write_behind import FlushLoop
 
 
 class LedgerWriter:
     def __init__(self, store: Store, config: StoreConfig) -> None:
         self._store = store
-        self._interval = config.ledger_flush_interval
         self._batch = config.ledger_batch
         self._pending: deque[UsageRecord] = deque(maxlen=config.ledger_queue)
-        self._task: asyncio.Task[None] | None = None
-        self._stopping = asyncio.Event()
-        self._failing = False
+        self._writer = FlushLoop("ledger", self.flush, config.ledger_flush_interval, lambda: len(self._pending))
         self._lock = asyncio.Lock()
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._loop(), name="passerelle-ledger-writer")
+        self._writer.start()
 
     def append(self, record: UsageRecord) -> None:
         if len(self._pending) == self._pending.maxlen:
             metrics.LEDGER_DROPPED.inc()
-            if not self._failing:
+            if not self._writer.failing:
                 log("ledger_queue_full", logging.ERROR, dropped_request_id=self._pending[0].request_id)
         self._pending.append(record)
 
@@ -68,31 +65,9 @@ class LedgerWriter:
                 todo -= len(batch)
                 metrics.LEDGER_WRITTEN.inc(len(batch))
 
-    async def _loop(self) -> None:
-        while True:
-            try:
-                await asyncio.wait_for(self._stopping.wait(), self._interval)
-                return  # stopping: aclose flushes the rest
-            except TimeoutError:
-                pass
-            try:
-                await self.flush()
-                if self._failing:
-                    log("ledger_recovered", logging.INFO)
-                self._failing = False
-            except Exception as exc:
-                if not self._failing:
-                    log("ledger_write_failed", logging.ERROR, error=f"{exc.__class__.__name__}: {exc}",
-                        pending=len(self._pending))
-                self._failing = True
-
     async def aclose(self) -> None:
         """Stop the writer (a flush in progress finishes: it is not cancelled), then flush what is queued."""
-        if self._task is not None:
-            self._stopping.set()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._writer.stop()
         try:
             await self.flush()
         except Exception as exc:
