@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from passerelle.aiact.factory import open_aiact_store
 from passerelle.audit import AuditLog, open_audit
 from passerelle.config import Config
+from passerelle.observability.logging import log
 from passerelle.pipeline.auth import KeyRing
 from passerelle.pipeline.cache import ResponseCache
 from passerelle.pipeline.compliance import ComplianceStage, configured, load_secret
@@ -88,17 +91,19 @@ class Gateway:
         )
 
     async def aclose(self) -> None:
-        await self.policies.aclose()
-        await self.cache.aclose()
-        await self.limiter.aclose()
-        await self.ledger.aclose()
-        await self.audit.aclose()
-        await self.aiact.aclose()
-        for provider in self.providers.values():
-            await provider.aclose()
-        await self.http.aclose()
-        await self.counters.aclose()
-        await self.store.aclose()
+        """Close every part in order, each whatever became of the others: a part that fails to close is logged,
+        and the ledger and the audit log still commit what they hold before the stores close."""
         from passerelle.server.skills_gateway import close_registry  # imports this module
 
-        await close_registry(self)
+        parts: list[tuple[str, Callable[[], Awaitable[object]]]] = [
+            ("policies", self.policies.aclose), ("cache", self.cache.aclose), ("limiter", self.limiter.aclose),
+            ("ledger", self.ledger.aclose), ("audit", self.audit.aclose), ("aiact", self.aiact.aclose),
+            *((f"provider {name}", provider.aclose) for name, provider in self.providers.items()),
+            ("http", self.http.aclose), ("counters", self.counters.aclose), ("store", self.store.aclose),
+            ("skills", lambda: close_registry(self)),
+        ]
+        for part, close in parts:
+            try:
+                await close()
+            except Exception as exc:
+                log("close_failed", logging.ERROR, part=part, error=f"{exc.__class__.__name__}: {exc}")
