@@ -4,10 +4,9 @@
 every ``audit.flush_interval`` seconds, up to ``audit.batch`` records per transaction; sealing (seq,
 prev_hash, hash) happens inside that transaction.  Durability: a killed process loses the events of
 its last flush interval (still in memory), never a half-written or mis-chained record (a batch
-commits whole or not at all); a graceful stop (``aclose``) lets a commit in progress finish, then commits
-everything queued.  When the
-database is down, events wait in memory up to ``audit.queue``; beyond that the oldest are shed,
-counted in ``dropped`` and ``passerelle_audit_dropped_total``.
+commits whole or not at all); a graceful stop (``aclose``) lets a commit in progress finish, then
+commits everything queued.  When the database is down, events wait in memory up to ``audit.queue``;
+beyond that the oldest are shed, counted in ``dropped`` and ``passerelle_audit_dropped_total``.
 """
 
 from __future__ import annotations
@@ -113,9 +112,9 @@ class AuditLog:
             raise
 
     async def _append(self, batch: list[Unsealed]) -> None:
-        """The store's append, seen through to its end even when the flush is cancelled (shutdown cancels the
-        writer, then flushes again): a commit that completed while its caller was being cancelled would
-        otherwise leave its batch queued, and the next flush would chain the same events a second time."""
+        """The store's append, seen through to its end even when the flush is cancelled (from outside: an event
+        loop's teardown cancels every task left): a commit that completed while its caller was being cancelled
+        would otherwise leave its batch queued, and the next flush would chain the same events a second time."""
         assert self.store is not None
         commit = asyncio.ensure_future(self.store.append(batch))
         try:

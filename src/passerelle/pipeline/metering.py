@@ -5,9 +5,9 @@ buffer every ``store.ledger_flush_interval`` seconds (group commit: one transact
 ``store.ledger_batch`` records).  Durability: a record reaches the database within one flush
 interval plus the commit time; a crash of the process loses at most that window (a graceful
 stop lets a commit in progress finish, then flushes everything).  Budgets do not depend on it: they
-are enforced by the shared counters at settlement, before the record is even queued.  When the database is down, records
-wait in memory up to ``store.ledger_queue``; beyond that the oldest are dropped, counted in the
-``passerelle_ledger_dropped_total`` metric and logged.
+are enforced by the shared counters at settlement, before the record is even queued.  When the
+database is down, records wait in memory up to ``store.ledger_queue``; beyond that the oldest are
+dropped, counted in the ``passerelle_ledger_dropped_total`` metric and logged.
 """
 
 from __future__ import annotations
