@@ -6,19 +6,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 from passerelle.aiact.migrations import MIGRATIONS
 from passerelle.aiact.store import SQLAiActStore
-from passerelle.stores.postgres import PgTx, numbered, open_pool
-from passerelle.stores.sql_common import Row
+from passerelle.stores.postgres import PgTx, PoolBacked, open_pool
 
 
-class PostgresAiActStore(SQLAiActStore):
-    def __init__(self, pool: Any, schema: str) -> None:
-        self._pool = pool
-        self.schema = schema
-
+class PostgresAiActStore(PoolBacked, SQLAiActStore):
     @classmethod
     async def connect(cls, dsn: str, schema: str = "passerelle", *, min_size: int = 1,
                       max_size: int = 4) -> PostgresAiActStore:
@@ -29,10 +23,3 @@ class PostgresAiActStore(SQLAiActStore):
         async with self._pool.acquire() as conn, conn.transaction(
                 isolation="repeatable_read" if read else None, readonly=read):
             yield PgTx(conn)
-
-    async def _query(self, sql: str, *args: object) -> list[Row]:
-        rows: list[Row] = await self._pool.fetch(numbered(sql), *args)
-        return rows
-
-    async def aclose(self) -> None:
-        await self._pool.close()

@@ -6,19 +6,14 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Any
 
 from passerelle.audit.chain import ChainPoint
 from passerelle.audit.migrations import MIGRATIONS
 from passerelle.audit.sql_store import SQLAuditStore, Tx
-from passerelle.stores.postgres import PgTx, open_pool
+from passerelle.stores.postgres import PgTx, PoolBacked, open_pool
 
 
-class PostgresAuditStore(SQLAuditStore):
-    def __init__(self, pool: Any, schema: str) -> None:
-        self._pool = pool
-        self.schema = schema
-
+class PostgresAuditStore(PoolBacked, SQLAuditStore):
     @classmethod
     async def connect(cls, dsn: str, schema: str = "passerelle", *, max_size: int = 2) -> PostgresAuditStore:
         return cls(await open_pool(dsn, schema, MIGRATIONS, min_size=1, max_size=max_size), schema)
@@ -43,9 +38,3 @@ class PostgresAuditStore(SQLAuditStore):
     async def _delete_prefix(self, tx: Tx, point: ChainPoint, at: float) -> int:
         rows = await tx.fetch("SELECT audit_prune(?, ?, ?)", point.seq, point.hash, at)
         return int(rows[0][0])
-
-    async def ping(self) -> None:
-        await self._pool.fetchval("SELECT 1")
-
-    async def aclose(self) -> None:
-        await self._pool.close()

@@ -4,21 +4,15 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 from passerelle.skills.migrations import MIGRATIONS
 from passerelle.skills.search import SearchDialect
 from passerelle.skills.store import SQLSkillStore
-from passerelle.stores.postgres import PgTx, numbered, open_pool
-from passerelle.stores.sql_common import Row
+from passerelle.stores.postgres import PgTx, PoolBacked, open_pool
 
 
-class PostgresSkillStore(SQLSkillStore):
+class PostgresSkillStore(PoolBacked, SQLSkillStore):
     dialect = SearchDialect("postgres")
-
-    def __init__(self, pool: Any, schema: str) -> None:
-        self._pool = pool
-        self.schema = schema
 
     @classmethod
     async def connect(cls, dsn: str, schema: str = "passerelle", *, min_size: int = 1,
@@ -29,10 +23,3 @@ class PostgresSkillStore(SQLSkillStore):
     async def _transaction(self) -> AsyncIterator[PgTx]:
         async with self._pool.acquire() as conn, conn.transaction():
             yield PgTx(conn)
-
-    async def _query(self, sql: str, *args: object) -> list[Row]:
-        rows: list[Row] = await self._pool.fetch(numbered(sql), *args)
-        return rows
-
-    async def aclose(self) -> None:
-        await self._pool.close()

@@ -61,14 +61,28 @@ async def open_pool(dsn: str, schema: str, migrations: MigrationSet, *, min_size
                                      server_settings={"search_path": f'"{schema}"'})
 
 
-class PostgresStore(SQLStore):
-    # Whole seconds (trunc), as SQLite's CAST: both backends agree at day boundaries.
-    day_sql = "to_char(to_timestamp(trunc(ts)) AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
-    month_sql = "to_char(to_timestamp(trunc(ts)) AT TIME ZONE 'UTC', 'YYYY-MM')"
+class PoolBacked:
+    """What every PostgreSQL store shares: its asyncpg pool and schema, plain queries, a ping, closing."""
 
     def __init__(self, pool: Any, schema: str) -> None:
         self._pool = pool
         self.schema = schema
+
+    async def _query(self, sql: str, *args: object) -> list[Row]:
+        rows: list[Row] = await self._pool.fetch(numbered(sql), *args)
+        return rows
+
+    async def ping(self) -> None:
+        await self._pool.fetchval("SELECT 1")
+
+    async def aclose(self) -> None:
+        await self._pool.close()
+
+
+class PostgresStore(PoolBacked, SQLStore):
+    # Whole seconds (trunc), as SQLite's CAST: both backends agree at day boundaries.
+    day_sql = "to_char(to_timestamp(trunc(ts)) AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
+    month_sql = "to_char(to_timestamp(trunc(ts)) AT TIME ZONE 'UTC', 'YYYY-MM')"
 
     @classmethod
     async def connect(cls, dsn: str, schema: str = "passerelle", *, min_size: int = 1,
@@ -85,15 +99,5 @@ class PostgresStore(SQLStore):
                     await conn.execute("SELECT version FROM store_version WHERE id = 1 FOR UPDATE")
                 yield PgTx(conn)
 
-    async def _query(self, sql: str, *args: object) -> list[Row]:
-        rows: list[Row] = await self._pool.fetch(numbered(sql), *args)
-        return rows
-
     def _money(self, value: Decimal) -> object:
         return value
-
-    async def ping(self) -> None:
-        await self._pool.fetchval("SELECT 1")
-
-    async def aclose(self) -> None:
-        await self._pool.close()
