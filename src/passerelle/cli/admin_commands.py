@@ -25,6 +25,7 @@ from passerelle.admin.service import (
     tenant_view,
 )
 from passerelle.admin.validation import parse_metadata, split_list
+from passerelle.cli.options import add_store_options
 from passerelle.cli.serve import load, resolve_home
 
 # An operation returns what --json prints, and the text people read.
@@ -174,9 +175,7 @@ def run(a: argparse.Namespace) -> int:
 
 
 def _common(p: argparse.ArgumentParser, func: Command) -> argparse.ArgumentParser:
-    p.add_argument("--config", help="YAML config file (default: $PASSERELLE_CONFIG, else embedded defaults)")
-    p.add_argument("--data-dir", help="data directory (default: $PASSERELLE_HOME, server.data_dir, ~/.passerelle)")
-    p.add_argument("--json", action="store_true", help="print JSON for programs")
+    add_store_options(p)
     p.set_defaults(func=run, command_func=func)
     return p
 

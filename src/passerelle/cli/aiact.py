@@ -35,6 +35,7 @@ from passerelle.aiact.inputs import PurposeBody, RiskBody, SupplierBody, purpose
 from passerelle.aiact.records import Risk, Supplier
 from passerelle.aiact.registry import AiActRegistry
 from passerelle.aiact.rules import RuleError, incident_state
+from passerelle.cli.options import add_store_options
 from passerelle.cli.serve import load, resolve_home
 from passerelle.config import Config
 from passerelle.stores.base import NotFound
@@ -248,9 +249,7 @@ def run(a: argparse.Namespace) -> int:
 
 
 def _common(p: argparse.ArgumentParser, func: Command) -> argparse.ArgumentParser:
-    p.add_argument("--config", help="YAML config file (default: $PASSERELLE_CONFIG, else embedded defaults)")
-    p.add_argument("--data-dir", help="data directory (default: $PASSERELLE_HOME, server.data_dir, ~/.passerelle)")
-    p.add_argument("--json", action="store_true", help="print JSON for programs")
+    add_store_options(p)
     p.add_argument("--actor", default="cli", help="who makes the change (kept in the history and audit log)")
     p.set_defaults(func=run, command_func=func)
     return p

@@ -23,6 +23,7 @@ from passerelle.audit.base import AuditStore, Hold, HoldNotFound, PruneConflict,
 from passerelle.audit.chain import GENESIS, ChainPoint, Verdict, averify
 from passerelle.audit.export import ExportFileError, export, verify_file
 from passerelle.audit.retention import ChainBroken, prune
+from passerelle.cli.options import add_store_options
 from passerelle.cli.serve import load, resolve_home
 from passerelle.config import Config
 from passerelle.stores.sql_common import check_tenant_id
@@ -191,9 +192,7 @@ def run(a: argparse.Namespace) -> int:
 
 
 def _common(p: argparse.ArgumentParser, func: Command) -> argparse.ArgumentParser:
-    p.add_argument("--config", help="YAML config file (default: $PASSERELLE_CONFIG, else embedded defaults)")
-    p.add_argument("--data-dir", help="data directory (default: $PASSERELLE_HOME, server.data_dir, ~/.passerelle)")
-    p.add_argument("--json", action="store_true", help="print JSON for programs")
+    add_store_options(p)
     p.set_defaults(func=run, command_func=func)
     return p
 

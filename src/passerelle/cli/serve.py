@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from passerelle import __version__
+from passerelle.cli.options import add_config, add_data_dir
 from passerelle.config import Config, ConfigError, load_config
 from passerelle.pipeline.auth import digest
 from passerelle.stores.base import Store
@@ -150,10 +151,10 @@ def check(args: argparse.Namespace) -> int:
 
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("serve", help="run the gateway")
-    p.add_argument("--config", help="YAML config file (default: $PASSERELLE_CONFIG, else embedded defaults)")
+    add_config(p)
     p.add_argument("--host")
     p.add_argument("--port", type=int)
-    p.add_argument("--data-dir", help="data directory (default: $PASSERELLE_HOME, server.data_dir, ~/.passerelle)")
+    add_data_dir(p)
     p.add_argument("--workers", type=int)
     p.add_argument("--engine", choices=("uvicorn", "granian"), help="HTTP server (default: server.engine, uvicorn)")
     p.set_defaults(func=serve)

@@ -22,6 +22,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from passerelle.cli.options import add_store_options
 from passerelle.skills import signing
 from passerelle.skills.archive import ArchiveError, read_source
 from passerelle.skills.importer import MarketplaceError, import_skills
@@ -249,10 +250,8 @@ async def _with_registry(command: Command, a: argparse.Namespace, quiet: bool = 
 
 
 def _common(p: argparse.ArgumentParser, func: Command) -> argparse.ArgumentParser:
-    p.add_argument("--config", help="YAML config file (default: $PASSERELLE_CONFIG, else embedded defaults)")
-    p.add_argument("--data-dir", help="data directory (default: $PASSERELLE_HOME, server.data_dir, ~/.passerelle)")
+    add_store_options(p)
     p.add_argument("--tenant", default="default", help="the acting tenant (default: default)")
-    p.add_argument("--json", action="store_true", help="print JSON for programs")
     p.set_defaults(func=lambda a: _run_registry(func, a))
     return p
 
