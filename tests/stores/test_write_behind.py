@@ -49,3 +49,22 @@ async def test_a_stop_lets_the_flush_in_progress_finish() -> None:
     await asyncio.wait_for(started.wait(), 5)
     await loop.stop()
     assert finished == [True]
+
+
+async def test_a_flush_that_hangs_is_cancelled_after_the_grace_period() -> None:
+    started = asyncio.Event()
+    cancelled: list[bool] = []
+
+    async def flush() -> None:
+        started.set()
+        try:
+            await asyncio.sleep(3600)  # a database that never answers
+        except asyncio.CancelledError:
+            cancelled.append(True)
+            raise
+
+    loop = FlushLoop("ledger", flush, 0.005, lambda: 0)
+    loop.start()
+    await asyncio.wait_for(started.wait(), 5)
+    await asyncio.wait_for(loop.stop(grace=0.05), 5)
+    assert cancelled == [True] and loop.task is None

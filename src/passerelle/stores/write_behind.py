@@ -1,9 +1,11 @@
 """Write-behind's background task, shared by the usage ledger and the audit log: it calls the owner's
 ``flush`` every interval, and logs an outage once (``<name>_write_failed``, then ``<name>_recovered``).
 
-Stopping never cancels a flush in progress: a commit cut short could lose its batch, or leave a worker
-thread still moving records while the owner's final flush runs beside it.  The owners' flushes still
-survive a cancellation from outside (an event loop's teardown cancels every task left).
+Stopping lets a flush in progress finish: a commit cut short could lose its batch, or leave a worker
+thread still moving records while the owner's final flush runs beside it.  A flush still running
+``STOP_GRACE_S`` after the stop (a database that hangs) is cancelled.  The owners' flushes survive a
+cancellation (an event loop's teardown cancels every task left too): the ledger puts the batch back, the
+audit log waits for a commit already under way, which the store's own timeouts bound.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from passerelle.observability.logging import log
+
+STOP_GRACE_S = 10.0
 
 
 class FlushLoop:
@@ -31,10 +35,13 @@ class FlushLoop:
         if self.task is None:
             self.task = asyncio.create_task(self._run(), name=f"passerelle-{self.name}-writer")
 
-    async def stop(self) -> None:
-        """Let a flush in progress finish, then end the task; the owner then flushes what is left."""
+    async def stop(self, grace: float = STOP_GRACE_S) -> None:
+        """Let a flush in progress finish (cancelled only after ``grace`` seconds), then end the task; the owner
+        then flushes what is left."""
         if self.task is not None:
             self._stopping.set()
+            if not (await asyncio.wait({self.task}, timeout=grace))[0]:
+                self.task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self.task
             self.task = None
