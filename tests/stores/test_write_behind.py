@@ -49,6 +49,11 @@ async def test_a_stop_lets_the_flush_in_progress_finish() -> None:
     await asyncio.wait_for(started.wait(), 5)
     await loop.stop()
     assert finished == [True]
+    started.clear()
+    loop.start()  # started again after a stop, it flushes again
+    await asyncio.wait_for(started.wait(), 5)
+    await loop.stop()
+    assert finished == [True, True]
 
 
 async def test_a_flush_that_hangs_is_cancelled_after_the_grace_period() -> None:

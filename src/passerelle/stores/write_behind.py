@@ -33,6 +33,7 @@ class FlushLoop:
 
     def start(self) -> None:
         if self.task is None:
+            self._stopping.clear()  # started again after a stop
             self.task = asyncio.create_task(self._run(), name=f"passerelle-{self.name}-writer")
 
     async def stop(self, grace: float = STOP_GRACE_S) -> None:
