@@ -164,7 +164,8 @@ def unavailable(name: str, litellm: peer_litellm.LiteLLMInstall | None) -> str |
     return None
 
 
-def _env() -> dict[str, str]:
+def child_env() -> dict[str, str]:
+    """The environment of a process the benchmark starts: this checkout importable, output unbuffered."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
     env["PYTHONUNBUFFERED"] = "1"
@@ -184,12 +185,12 @@ def start(name: str, upstream_port: int, workers: int, work: Path, tag: str, *, 
     if name == "relay":
         cmd = ["socat", f"TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork,nodelay",
                f"TCP:127.0.0.1:{upstream_port},nodelay"]
-        proc = Proc(name, cmd, log, env=_env(), cwd=REPO)
+        proc = Proc(name, cmd, log, env=child_env(), cwd=REPO)
         return Endpoint(name, base + CHAT_PATH, {"authorization": "Bearer sk-direct"}, base + "/health", proc)
     if name == "passthrough":
         cmd = [sys.executable, "-m", "bench.passthrough", "--port", str(port), "--upstream", upstream,
                "--workers", str(workers)]
-        proc = Proc(name, cmd, log, env=_env(), cwd=REPO)
+        proc = Proc(name, cmd, log, env=child_env(), cwd=REPO)
         return Endpoint(name, base + CHAT_PATH, {"authorization": "Bearer sk-unused"}, base + "/health", proc)
     if name in PASSERELLES:
         data = work / f"{tag}-{name}-data"
@@ -204,7 +205,7 @@ def start(name: str, upstream_port: int, workers: int, work: Path, tag: str, *, 
             config = deep_merge(config, scaleout_overlay())
         path = work / f"{tag}-{name}.yaml"
         path.write_text(json.dumps(config, indent=2))  # JSON is YAML
-        env = _env()
+        env = child_env()
         env["PASSERELLE_ADMIN_KEY"] = "sk-bench-admin-" + secrets.token_hex(8)
         env.pop("PASSERELLE_CONFIG", None)
         if name == "passerelle-python":

@@ -157,7 +157,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     sim_port = procs.free_port()
     sim = procs.Proc("simulator", [sys.executable, "-m", "passerelle", "simulator", "--host", "127.0.0.1",
                                    "--port", str(sim_port), *small.simulator_args()],
-                     work / "simulator.log", env=gateways._env(), cwd=gateways.REPO)
+                     work / "simulator.log", env=gateways.child_env(), cwd=gateways.REPO)
     rows = []
     try:
         sim.wait_http(f"http://127.0.0.1:{sim_port}/health", timeout=30)

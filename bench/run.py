@@ -155,7 +155,7 @@ class Runner:
         port = procs.free_port()
         cmd = [sys.executable, "-m", "passerelle", "simulator", "--host", "127.0.0.1", "--port", str(port),
                *scenario.simulator_args()]
-        proc = procs.Proc("simulator", cmd, self.work / f"{scenario.name}-simulator.log", env=gateways._env(),
+        proc = procs.Proc("simulator", cmd, self.work / f"{scenario.name}-simulator.log", env=gateways.child_env(),
                           cwd=REPO)
         proc.wait_http(f"http://127.0.0.1:{port}/health", timeout=30)
         return proc, port
@@ -174,7 +174,7 @@ class Runner:
         if closed:
             cmd += ["--closed", str(closed)]
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        done = subprocess.run(cmd, capture_output=True, text=True, env=gateways._env(), cwd=REPO,
+        done = subprocess.run(cmd, capture_output=True, text=True, env=gateways.child_env(), cwd=REPO,
                               timeout=warmup + duration + timeout + 120, check=False)
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         if done.returncode != 0:

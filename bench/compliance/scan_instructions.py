@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -22,6 +21,8 @@ import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+from bench.gateways import child_env
 
 REPO = Path(__file__).resolve().parents[2]
 RESULTS = REPO / "bench" / "results"
@@ -41,8 +42,7 @@ def child(texts_path: str, passes: int) -> None:
 
 
 def _count(texts: Path, passes: int, compiled: bool, work: Path) -> int:
-    env = {**os.environ, "PYTHONHASHSEED": "0", "PASSERELLE_COMPILED": "1" if compiled else "0",
-           "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    env = {**child_env(), "PYTHONHASHSEED": "0", "PASSERELLE_COMPILED": "1" if compiled else "0"}
     out = work / f"cg-{'compiled' if compiled else 'python'}-{passes}"
     done = subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable, "-m",
                            "bench.compliance.scan_instructions", "--child", str(texts), str(passes)],
@@ -78,9 +78,10 @@ def main(argv: list[str] | None = None) -> int:
             per_pass[variant] = (two - none) / 2
             print(f"[scan-instructions] {variant}: {per_pass[variant] / 1e6:,.0f} M per pass", flush=True)
     ratio = per_pass["python"] / per_pass["compiled"]
+    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     text = (
         "# Instructions per pass over the compliance corpus (valgrind callgrind)\n\n"
-        f"Command: `python -m bench.compliance.scan_instructions` ({time.strftime('%Y-%m-%d %H:%M UTC')}, "
+        f"Command: `python -m bench.compliance.scan_instructions` ({when}, "
         f"Python {sys.version.split()[0]}). The engine with every detector scans the {args.size}-text corpus of "
         "`python -m bench.compliance` (seed as there); one pass = (run with two passes - run with none) / 2.\n\n"
         "| scan path | M instructions per pass |\n|---|---|\n"
