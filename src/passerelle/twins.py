@@ -90,7 +90,7 @@ def install(twins: list[Twin] | None = None) -> list[Twin]:
 
 
 def running() -> dict[str, bool]:
-    """Per loaded twin module, whether its compiled code is what runs (for reports and ``passerelle version``)."""
+    """Per loaded twin module, whether its compiled code is what runs (the compliance benchmark reports it)."""
     out = {}
     for twin in survey():
         loaded = sys.modules.get(twin.module)
