@@ -152,7 +152,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     variants = [v for v in args.variants.split(",") if v]
     if not variants or set(variants) - {"compiled", "python"}:
         p.error("--variants: compiled, python or both")
-    work = Path(tempfile.mkdtemp(prefix="instructions-", dir=gateways.REPO / "bench" / ".work"))
+    scratch = gateways.REPO / "bench" / ".work"
+    scratch.mkdir(parents=True, exist_ok=True)  # absent from a fresh clone
+    work = Path(tempfile.mkdtemp(prefix="instructions-", dir=scratch))
     small = scenarios(False)["small"]
     sim_port = procs.free_port()
     sim = procs.Proc("simulator", [sys.executable, "-m", "passerelle", "simulator", "--host", "127.0.0.1",

@@ -39,7 +39,8 @@ class Ticket:
     """What one admitted request holds until it is settled."""
 
     request_id: str
-    charges: list[Charge] = field(default_factory=list)
+    charges: Sequence[Charge] = ()
+    settle_charges: Sequence[Charge] = ()  # the same counters, each with its budget's own limit (soft ones too)
     budgets: dict[str, Budget] = field(default_factory=dict)  # charge counter -> its budget
     reserved_pico: int = 0
     buckets: list[Bucket] = field(default_factory=list)
@@ -60,6 +61,7 @@ class _Plan:
 
     policies: Policies  # the snapshot it was built from: a new one (keys, budgets, limits changed) rebuilds it
     charges: tuple[Charge, ...]
+    settle_charges: tuple[Charge, ...]  # soft budgets report a crossing at their own limit; hard ones never cross
     budgets: dict[str, Budget]  # charge counter -> its budget
     hard: bool
     limits: tuple[RateLimit, ...]
@@ -124,7 +126,7 @@ class Limiter:
         if plan.hard:
             self._cap_output(request)
             ticket.reserved_pico = self.reservation(request, table.plan(request.model), now, follow_ups)
-        ticket.charges.extend(plan.charges)
+        ticket.charges, ticket.settle_charges = plan.charges, plan.settle_charges
         ticket.budgets = plan.budgets  # shared by the day's requests: read only
         self._add_limits(ticket, plan.limits, request)
         for _ in range(3):  # unseeded counters are seeded from the ledger, then admission is retried
@@ -164,13 +166,17 @@ class Limiter:
             budgets = policies.budgets_for(who)
             limits = policies.limits_for(who, (model, table.resolve(model).name)) if policies.limits else []
             charges: list[Charge] = []
+            settle_charges: list[Charge] = []
             counters: dict[str, Budget] = {}
             for budget in budgets:
                 suffix, _, ttl = period_window(budget.period, now)
                 counter = f"budget:{budget.id}:{suffix}"
-                charges.append(Charge(counter, _limit_pico(budget.limit_usd) if budget.mode == "hard" else None, ttl))
+                limit = _limit_pico(budget.limit_usd)
+                charges.append(Charge(counter, limit if budget.mode == "hard" else None, ttl))
+                settle_charges.append(Charge(counter, limit, ttl))
                 counters[counter] = budget
-            plan = _Plan(policies, tuple(charges), counters, any(b.mode == "hard" for b in budgets), tuple(limits))
+            plan = _Plan(policies, tuple(charges), tuple(settle_charges), counters,
+                         any(b.mode == "hard" for b in budgets), tuple(limits))
             if len(self._plans) >= _PLANS:
                 self._plans.clear()
             self._plans[key] = plan
@@ -250,11 +256,8 @@ class Limiter:
             return
         ticket.settled = True
         costs = [actual_tokens if i in ticket.token_buckets else b.cost for i, b in enumerate(ticket.buckets)]
-        # Soft budgets report a crossing at their own limit; hard ones never cross.
-        charges = [Charge(c.counter, _limit_pico(ticket.budgets[c.counter].limit_usd), c.ttl_s)
-                   for c in ticket.charges]
-        crossed = await self.counters.settle(ticket.request_id, charges, ticket.reserved_pico, actual_pico,
-                                             ticket.buckets, costs, ticket.slots)
+        crossed = await self.counters.settle(ticket.request_id, ticket.settle_charges, ticket.reserved_pico,
+                                             actual_pico, ticket.buckets, costs, ticket.slots)
         for counter in crossed:
             budget = ticket.budgets[counter]
             if budget.mode == "soft":
