@@ -25,7 +25,7 @@ from passerelle.admin.service import (
     tenant_view,
 )
 from passerelle.admin.validation import parse_metadata, split_list
-from passerelle.cli.options import add_store_options
+from passerelle.cli.options import add_store_options, report_error
 from passerelle.cli.serve import load, resolve_home
 
 # An operation returns what --json prints, and the text people read.
@@ -158,10 +158,7 @@ async def _run(command: Command, a: argparse.Namespace) -> int:
     try:
         payload, text = await command(AdminService(store), a)
     except AdminError as err:
-        if a.json:
-            print(json.dumps({"error": {"type": err.kind, "message": err.message}}), file=sys.stderr)
-        else:
-            print(f"passerelle: {err.message}", file=sys.stderr)
+        report_error(a.json, err.kind, err.message)
         return 1
     finally:
         await counters.aclose()

@@ -35,7 +35,7 @@ from passerelle.aiact.inputs import PurposeBody, RiskBody, SupplierBody, purpose
 from passerelle.aiact.records import Risk, Supplier
 from passerelle.aiact.registry import AiActRegistry
 from passerelle.aiact.rules import RuleError, incident_state
-from passerelle.cli.options import add_store_options
+from passerelle.cli.options import add_store_options, report_error
 from passerelle.cli.serve import load, resolve_home
 from passerelle.config import Config
 from passerelle.stores.base import NotFound
@@ -233,8 +233,10 @@ async def _run(command: Command, a: argparse.Namespace) -> int:
     try:
         payload, text = await command(AiActRegistry(store, audit), config, home, a)
     except (Refused, RuleError, NotFound) as exc:
-        message = exc.args[0] if isinstance(exc, NotFound) and exc.args else str(exc)
-        print(json.dumps({"error": message}) if a.json else f"passerelle: {message}", file=sys.stderr)
+        if isinstance(exc, NotFound):
+            report_error(a.json, "not_found_error", exc.args[0] if exc.args else str(exc))
+        else:
+            report_error(a.json, "invalid_request_error", str(exc))
         return 1
     finally:
         if audit is not None:

@@ -23,7 +23,7 @@ from passerelle.audit.base import AuditStore, Hold, HoldNotFound, PruneConflict,
 from passerelle.audit.chain import GENESIS, ChainPoint, Verdict, averify
 from passerelle.audit.export import ExportFileError, export, verify_file
 from passerelle.audit.retention import ChainBroken, prune
-from passerelle.cli.options import add_store_options
+from passerelle.cli.options import add_store_options, report_error
 from passerelle.cli.serve import load, resolve_home
 from passerelle.config import Config
 from passerelle.stores.sql_common import check_tenant_id
@@ -34,6 +34,14 @@ Command = Callable[[AuditStore, Config, argparse.Namespace], Awaitable[Output]]
 
 class Refused(Exception):
     """Bad input, or an operation the chain refuses: the message says which (exit 1)."""
+
+    kind = "invalid_request_error"
+
+
+class Missing(Refused):
+    """The named legal hold does not exist (exit 1)."""
+
+    kind = "not_found_error"
 
 
 def _when(what: str, value: str | None, *, future: bool = False) -> float | None:
@@ -158,7 +166,7 @@ async def hold_release(store: AuditStore, config: Config, a: argparse.Namespace)
     try:
         hold = await store.release_hold(a.hold_id, time.time())
     except HoldNotFound as exc:
-        raise Refused(str(exc)) from None
+        raise Missing(str(exc)) from None
     return _hold_view(hold), f"released legal hold {hold.id}", 0
 
 
@@ -176,7 +184,7 @@ async def _run(command: Command, a: argparse.Namespace) -> int:
     try:
         payload, text, code = await command(store, config, a)
     except Refused as exc:
-        print(json.dumps({"error": str(exc)}) if a.json else f"passerelle: {exc}", file=sys.stderr)
+        report_error(a.json, exc.kind, str(exc))
         return 1
     finally:
         await store.aclose()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import json
+import sys
 
 
 def add_config(p: argparse.ArgumentParser) -> None:
@@ -18,3 +20,13 @@ def add_store_options(p: argparse.ArgumentParser) -> None:
     add_config(p)
     add_data_dir(p)
     p.add_argument("--json", action="store_true", help="print JSON for programs")
+
+
+def report_error(as_json: bool, kind: str, message: str, **details: object) -> None:
+    """A refused command's error on stderr: with ``--json`` the admin API's error object (``type`` is one of its
+    error types, such as ``invalid_request_error`` or ``not_found_error``), so scripts read every command's errors
+    alike; otherwise one line."""
+    if as_json:
+        print(json.dumps({"error": {"type": kind, "message": message, **details}}), file=sys.stderr)
+    else:
+        print(f"passerelle: {message}", file=sys.stderr)

@@ -22,7 +22,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from passerelle.cli.options import add_store_options
+from passerelle.cli.options import add_store_options, report_error
 from passerelle.skills import signing
 from passerelle.skills.archive import ArchiveError, read_source
 from passerelle.skills.importer import MarketplaceError, import_skills
@@ -193,9 +193,7 @@ def run_keygen(a: argparse.Namespace) -> int:
     try:
         fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # never overwrite an existing key
     except OSError as exc:
-        message = f"cannot create {out}: {exc.strerror}"
-        print(json.dumps({"error": {"type": "OSError", "message": message}}) if a.json
-              else f"passerelle skills keygen: {message}", file=sys.stderr)
+        report_error(a.json, "invalid_request_error", f"cannot create {out}: {exc.strerror}")
         return 1
     with os.fdopen(fd, "w") as fh:
         fh.write(pem)
@@ -233,14 +231,11 @@ async def _with_registry(command: Command, a: argparse.Namespace, quiet: bool = 
         return 1
     except _REFUSED as exc:
         problems = [p.as_dict() for p in getattr(exc, "problems", [])]
-        if a.json:
-            print(json.dumps({"error": {"type": type(exc).__name__, "message": str(exc), "problems": problems}}),
-                  file=sys.stderr)
-        else:
-            print(f"passerelle: {exc}", file=sys.stderr)
+        kind = "not_found_error" if isinstance(exc, NotFound) else "invalid_request_error"
+        report_error(a.json, kind, str(exc), problems=problems)
         return 1
     except OSError as exc:
-        print(f"passerelle: {exc.strerror or exc}: {getattr(exc, 'filename', '')}", file=sys.stderr)
+        report_error(a.json, "invalid_request_error", f"{exc.strerror or exc}: {getattr(exc, 'filename', '')}")
         return 1
     finally:
         await registry.aclose()
