@@ -213,10 +213,12 @@ def attach_added(steps: list[Step]) -> None:
 
 
 def attach_added_by_round(rounds: list[Step]) -> None:
-    """Added latency of each paired round: the gateway's percentile minus direct's in the same round."""
-    direct = {(s["scenario"], s["round"]): s for s in rounds if s["gateway"] == "direct"}
+    """Added latency of each paired round: the gateway's percentile minus that of the direct step measured beside
+    it (its ``pair``), or, in runs from before pairs, of the round's one direct step."""
+    direct = {(s["scenario"], s["round"], s.get("pair")): s for s in rounds if s["gateway"] == "direct"}
     for step in rounds:
-        base = direct.get((step["scenario"], step["round"]))
+        base = direct.get((step["scenario"], step["round"], step["gateway"])) or \
+            direct.get((step["scenario"], step["round"], None))
         if step["gateway"] == "direct" or base is None:
             step["added_ms"] = step["ttfb_added_ms"] = None
             continue
@@ -467,10 +469,9 @@ def notes(result: Mapping[str, Any]) -> list[str]:
            "sampled at 10 Hz; PSS (shared pages divided, 1 Hz) is in latest.json."]
     if result.get("paired"):
         out.append(f"The latency targets at {TARGET_RATE:g} RPS are decided on paired rounds: the gateways under a "
-                   "target run side by side, and each round measures direct and each of them in turn (the order "
-                   "reversed every other round); a round's added latency is the gateway's percentile minus "
-                   "direct's in that round, and the verdict takes the median over the rounds (lowest and highest "
-                   "round in brackets). The sweep step at the same rate is quoted beside it.")
+                   f"target run side by side, and {_round_design(result)}, and the verdict takes the median over "
+                   "the rounds (lowest and highest round in brackets). The sweep step at the same rate is quoted "
+                   "beside it.")
     out += [str(n) for n in result.get("run_notes", [])]
     steps: list[Step] = result.get("steps", [])
     late = [s for s in steps if s.get("generator_behind")]
@@ -551,7 +552,7 @@ def render_markdown(result: Mapping[str, Any]) -> str:
                     value = f">= {value}"
                 sat = "not within the sweep" if info["saturated_at_rps"] is None else f"{info['saturated_at_rps']:g}"
                 lines.append(f"| {gateway} | {scenario} | {value} | {sat} | {info['reason'] or ''} |")
-    lines += _paired_table(result.get("paired", {}))
+    lines += _paired_table(result.get("paired", {}), result)
     soak = result.get("soak")
     if soak and soak.get("error"):
         lines += ["", "## Memory soak", "", f"{soak['gateway']}: the soak failed: {soak['error']}"]
@@ -599,12 +600,21 @@ def _table(steps: list[Step], *, stream: bool) -> list[str]:
     return rows
 
 
-def _paired_table(paired: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> list[str]:
+def _round_design(result: Mapping[str, Any]) -> str:
+    """How this run's rounds paired each gateway with direct (runs before pairs measured direct once a round)."""
+    if any("pair" in s for s in result.get("rounds", [])):
+        return ("each round measures every gateway right beside a measurement of direct (direct first in even "
+                "rounds, second in odd ones), and a round's added latency is the gateway's percentile minus that "
+                "neighbouring direct step's")
+    return ("each round measures direct and each gateway in turn (the order reversed every other round), and a "
+            "round's added latency is the gateway's percentile minus direct's in that round")
+
+
+def _paired_table(paired: Mapping[str, Mapping[str, Mapping[str, Any]]], result: Mapping[str, Any]) -> list[str]:
     if not paired:
         return []
     lines = ["", f"## Paired rounds at {TARGET_RATE:g} RPS (the latency targets)", "",
-             "Median over the rounds (lowest to highest round); each round measures direct and every gateway in "
-             "turn.", "",
+             f"Median over the rounds (lowest to highest round); {_round_design(result)}.", "",
              "| scenario | gateway | rounds | direct p50 | added p50 | added p99 | direct TTFB p50 | TTFB added p50 "
              "| errors | generator late |", "|---|---|---|---|---|---|---|---|---|---|"]
     for scenario in sorted(paired, key=lambda n: _order(n, SCENARIO_ORDER)):

@@ -22,7 +22,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
@@ -134,6 +134,17 @@ def machine_info(litellm_version: str | None) -> dict[str, Any]:
                      "aiohttp": version("aiohttp"), "uvloop": version("uvloop"), "orjson": version("orjson"),
                      "msgspec": version("msgspec"), "litellm": litellm_version},
     }
+
+
+def paired_schedule(gateways_: Sequence[str], rounds: int) -> list[tuple[int, str, str]]:
+    """(round, pair, gateway to measure) in order: each gateway right beside its own direct step, direct first in
+    even rounds and second in odd ones, the gateways in reverse order every other round."""
+    out: list[tuple[int, str, str]] = []
+    for round_no in range(rounds):
+        even = round_no % 2 == 0
+        for pair in (gateways_ if even else gateways_[::-1]):
+            out += [(round_no, pair, name) for name in (("direct", pair) if even else (pair, "direct"))]
+    return out
 
 
 def log(message: str) -> None:
@@ -274,14 +285,17 @@ class Runner:
 
     def paired(self, scenario: Scenario, names: list[str], port: int, sim: procs.Proc, body: bytes, body_path: Path,
                statuses: dict[str, dict[str, Any]]) -> None:
-        """The latency targets, measured again in alternating rounds: every gateway under a target runs at once,
-        and each round measures direct and each of them in turn at the target rate (the order reversed every
-        other round), so a drift of the machine between a gateway's sweep and direct's lands on both sides."""
+        """The latency targets, measured again in rounds: every gateway under a target runs at once, and each round
+        measures each of them right beside a measurement of direct at the target rate (direct first in even rounds,
+        second in odd ones; the gateways' order reversed every other round).  A gateway's added latency in a round
+        is against its own neighbouring direct step: a drift of the machine during a round (direct's p50 moved by
+        0.6-1.6 ms between rounds, and a round of six gateways lasts a minute) lands on both sides of each pair,
+        whatever the gateway's place in the round."""
         args = self.args
         chosen = [n for n in names if n in report.PAIRED_GATEWAYS and statuses[n]["status"] == "ok"]
         if not chosen:
             return
-        log(f"  paired rounds ({scenario.name}): {args.rounds} x (direct, {', '.join(chosen)}) at "
+        log(f"  paired rounds ({scenario.name}): {args.rounds} x ({', '.join(f'direct + {n}' for n in chosen)}) at "
             f"{report.TARGET_RATE:g} RPS, {args.round_duration:g} s each")
         endpoints: dict[str, gateways.Endpoint] = {"direct": gateways.start("direct", port, args.workers, self.work,
                                                                           scenario.name)}
@@ -298,18 +312,15 @@ class Runner:
                 samplers[name] = procs.MemorySampler(endpoint.proc.pid)  # its tree (CPU) and RSS peak per step
                 samplers[name].start()
                 self.warm(endpoint, body_path, scenario)
-            order = ["direct", *chosen]
-            for round_no in range(args.rounds):
-                for name in order if round_no % 2 == 0 else order[::-1]:
-                    stats = self.step(scenario, endpoints[name], samplers.get(name), sim, body_path,
-                                      report.TARGET_RATE, duration=args.round_duration,
-                                      warmup=min(args.warmup, 1.0))
-                    stats["round"] = round_no
-                    self.rounds.append(stats)
-                    metric = stats["ttfb_ms" if scenario.stream else "latency_ms"]
-                    log(f"    round {round_no + 1} {name:<15} {'TTFB' if scenario.stream else 'latency'} p50 "
-                        f"{report.fmt(metric['p50'], 3)} p99 {report.fmt(metric['p99'], 3)} ms, "
-                        f"errors {stats['errors']}, late p99 {report.fmt(stats['lateness_ms']['p99'])} ms")
+            for round_no, pair, name in paired_schedule(chosen, args.rounds):
+                stats = self.step(scenario, endpoints[name], samplers.get(name), sim, body_path,
+                                  report.TARGET_RATE, duration=args.round_duration, warmup=min(args.warmup, 1.0))
+                stats["round"], stats["pair"] = round_no, pair
+                self.rounds.append(stats)
+                metric = stats["ttfb_ms" if scenario.stream else "latency_ms"]
+                log(f"    round {round_no + 1} {name:<15} {'TTFB' if scenario.stream else 'latency'} p50 "
+                    f"{report.fmt(metric['p50'], 3)} p99 {report.fmt(metric['p99'], 3)} ms, "
+                    f"errors {stats['errors']}, late p99 {report.fmt(stats['lateness_ms']['p99'])} ms")
         except (procs.StartError, RuntimeError, OSError, ValueError, subprocess.TimeoutExpired) as exc:
             log(f"  paired rounds ({scenario.name}) FAILED: {exc}")
             self.notes.append(f"paired rounds ({scenario.name}) failed: {exc}"[:400])

@@ -219,3 +219,30 @@ def test_paired_rounds_decide_the_latency_targets_by_their_median() -> None:
         "status"] == "FAIL"
     markdown = report.render_markdown({**result, "verdicts": list(verdicts.values())})
     assert "## Paired rounds at 200 RPS" in markdown and "| stream | passerelle-full | 5 |" in markdown
+
+
+def test_each_gateway_is_measured_beside_its_own_direct_step() -> None:
+    from bench.run import paired_schedule
+
+    schedule = paired_schedule(["passerelle", "passerelle-full"], 2)
+    assert schedule == [(0, "passerelle", "direct"), (0, "passerelle", "passerelle"),
+                        (0, "passerelle-full", "direct"), (0, "passerelle-full", "passerelle-full"),
+                        (1, "passerelle-full", "passerelle-full"), (1, "passerelle-full", "direct"),
+                        (1, "passerelle", "passerelle"), (1, "passerelle", "direct")]
+
+    def measured(gateway: str, number: int, pair: str, p50: float) -> report.Step:
+        s = step(gateway, 200, p50, p50 + 1.0)
+        s.update({"scenario": "small", "round": number, "pair": pair})
+        return s
+
+    # The machine slows down during round 0: direct beside passerelle-full reads 1.6 ms, beside passerelle 1.0.
+    rounds = [measured("direct", 0, "passerelle", 1.0), measured("passerelle", 0, "passerelle", 1.5),
+              measured("direct", 0, "passerelle-full", 1.6), measured("passerelle-full", 0, "passerelle-full", 2.3)]
+    report.attach_added_by_round(rounds)
+    added = {s["gateway"]: s["added_ms"]["p50"] for s in rounds if s["gateway"] != "direct"}
+    assert math.isclose(added["passerelle"], 0.5) and math.isclose(added["passerelle-full"], 0.7)
+    paired = report.paired_summary(rounds)
+    assert paired["small"]["passerelle-full"]["direct_p50"]["values"] == [1.0, 1.6]  # every direct step of the run
+    text = report.render_markdown({"steps": [], "summary": [], "paired": paired, "rounds": rounds, "verdicts": [],
+                                   "gateways": {}})
+    assert "right beside a measurement of direct" in text
