@@ -288,9 +288,10 @@ class Runner:
         """The latency targets, measured again in rounds: every gateway under a target runs at once, and each round
         measures each of them right beside a measurement of direct at the target rate (direct first in even rounds,
         second in odd ones; the gateways' order reversed every other round).  A gateway's added latency in a round
-        is against its own neighbouring direct step: a drift of the machine during a round (direct's p50 moved by
-        0.6-1.6 ms between rounds, and a round of six gateways lasts a minute) lands on both sides of each pair,
-        whatever the gateway's place in the round."""
+        is against its own neighbouring direct step, so a drift of the machine during a round lands on both sides
+        of each pair whatever the gateway's place in the round.  (Rounds used to measure direct once, then every
+        gateway in turn: the last was measured a minute after direct, while direct's p50 moved by 0.6-1.6 ms
+        from one round to the next.)"""
         args = self.args
         chosen = [n for n in names if n in report.PAIRED_GATEWAYS and statuses[n]["status"] == "ok"]
         if not chosen:
