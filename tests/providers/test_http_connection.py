@@ -237,6 +237,10 @@ async def test_refused_connections_and_bad_headers_are_gateway_errors(client: Ht
     with pytest.raises(UpstreamError) as refused:
         await client.post(url + "/x", b"{}", JSON, 5)
     assert refused.value.kind is ErrorKind.BAD_GATEWAY and refused.value.retryable
+    with pytest.raises(UpstreamError) as refused_stream:
+        await client.post_stream(url + "/x", b"{}", JSON, 5)
+    assert refused_stream.value.kind is ErrorKind.BAD_GATEWAY and refused_stream.value.retryable
+    assert refused_stream.value.message == "upstream connection failed: ConnectionRefusedError"
     with pytest.raises(UpstreamError) as injected:
         await client.post(url + "/x", b"{}", {"x-a": "v\r\nx-b: smuggled"}, 5)
     assert injected.value.kind is ErrorKind.BAD_GATEWAY and not injected.value.retryable

@@ -93,6 +93,14 @@ def error_message_from_body(body: bytes) -> str:
     return body[:500].decode("utf-8", "replace")
 
 
+def _exchange_failed(exc: OSError | ResponseError, timeout_s: float) -> UpstreamError:
+    """An exchange that ended before its answer: the time ran out, or the connection failed (both retryable)."""
+    if isinstance(exc, TimeoutError):
+        return UpstreamError(ErrorKind.TIMEOUT, f"upstream did not answer within {timeout_s:g}s", retryable=True)
+    return UpstreamError(ErrorKind.BAD_GATEWAY, f"upstream connection failed: {exc.__class__.__name__}",
+                         retryable=True)
+
+
 class HttpClient:
     """Pooled keep-alive connections to upstreams (see ``http_connection``); one per worker process."""
 
@@ -118,12 +126,8 @@ class HttpClient:
                     result = UpstreamResponse(conn.status, conn.raw_headers(), b"".join(pieces))
                 finally:
                     self.pool.release(origin, conn)
-        except TimeoutError:
-            raise UpstreamError(ErrorKind.TIMEOUT, f"upstream did not answer within {timeout_s:g}s",
-                                retryable=True) from None
-        except (OSError, ResponseError) as exc:
-            raise UpstreamError(ErrorKind.BAD_GATEWAY, f"upstream connection failed: {exc.__class__.__name__}",
-                                retryable=True) from None
+        except (OSError, ResponseError) as exc:  # TimeoutError is an OSError
+            raise _exchange_failed(exc, timeout_s) from None
         if result.status >= 300:
             raise upstream_error_for_status(result.status, error_message_from_body(result.body),
                                             retry_after_seconds(result.headers))
@@ -142,12 +146,8 @@ class HttpClient:
         origin, head = _prepare(url, body, headers, params)
         try:
             conn = await self._open(origin, head, body, timeout_s)
-        except TimeoutError:
-            raise UpstreamError(ErrorKind.TIMEOUT, f"upstream did not answer within {timeout_s:g}s",
-                                retryable=True) from None
-        except (OSError, ResponseError) as exc:
-            raise UpstreamError(ErrorKind.BAD_GATEWAY, f"upstream connection failed: {exc.__class__.__name__}",
-                                retryable=True) from None
+        except (OSError, ResponseError) as exc:  # TimeoutError is an OSError
+            raise _exchange_failed(exc, timeout_s) from None
         stream = ChunkStream(self.pool, origin, conn, timeout_s)
         if conn.status >= 300:
             # Read before the end of the exchange resets them.
