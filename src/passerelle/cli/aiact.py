@@ -233,10 +233,7 @@ async def _run(command: Command, a: argparse.Namespace) -> int:
     try:
         payload, text = await command(AiActRegistry(store, audit), config, home, a)
     except (Refused, RuleError, NotFound) as exc:
-        if isinstance(exc, NotFound):
-            report_error(a.json, "not_found_error", exc.args[0] if exc.args else str(exc))
-        else:
-            report_error(a.json, "invalid_request_error", str(exc))
+        report_error(a.json, "not_found_error" if isinstance(exc, NotFound) else "invalid_request_error", str(exc))
         return 1
     finally:
         if audit is not None:
