@@ -552,7 +552,7 @@ def render_markdown(result: Mapping[str, Any]) -> str:
                     value = f">= {value}"
                 sat = "not within the sweep" if info["saturated_at_rps"] is None else f"{info['saturated_at_rps']:g}"
                 lines.append(f"| {gateway} | {scenario} | {value} | {sat} | {info['reason'] or ''} |")
-    lines += _paired_table(result.get("paired", {}), result)
+    lines += _paired_table(result)
     soak = result.get("soak")
     if soak and soak.get("error"):
         lines += ["", "## Memory soak", "", f"{soak['gateway']}: the soak failed: {soak['error']}"]
@@ -610,7 +610,8 @@ def _round_design(result: Mapping[str, Any]) -> str:
             "round's added latency is the gateway's percentile minus direct's in that round")
 
 
-def _paired_table(paired: Mapping[str, Mapping[str, Mapping[str, Any]]], result: Mapping[str, Any]) -> list[str]:
+def _paired_table(result: Mapping[str, Any]) -> list[str]:
+    paired: Mapping[str, Mapping[str, Mapping[str, Any]]] = result.get("paired", {})
     if not paired:
         return []
     lines = ["", f"## Paired rounds at {TARGET_RATE:g} RPS (the latency targets)", "",

@@ -136,13 +136,13 @@ def machine_info(litellm_version: str | None) -> dict[str, Any]:
     }
 
 
-def paired_schedule(gateways_: Sequence[str], rounds: int) -> list[tuple[int, str, str]]:
+def paired_schedule(names: Sequence[str], rounds: int) -> list[tuple[int, str, str]]:
     """(round, pair, gateway to measure) in order: each gateway right beside its own direct step, direct first in
     even rounds and second in odd ones, the gateways in reverse order every other round."""
     out: list[tuple[int, str, str]] = []
     for round_no in range(rounds):
         even = round_no % 2 == 0
-        for pair in (gateways_ if even else gateways_[::-1]):
+        for pair in (names if even else names[::-1]):
             out += [(round_no, pair, name) for name in (("direct", pair) if even else (pair, "direct"))]
     return out
 
