@@ -65,7 +65,7 @@ async def test_an_old_sqlite_file_upgrades_and_keeps_its_settings(tmp_path: Path
     await store.create_tenant(tenant("acme"))
     assert await store.version() == 1
     await store.aclose()
-    assert sqlite_versions(path) == [LATEST_VERSION]
+    assert sqlite_versions(path) == [m.version for m in SQLITE_MIGRATIONS]
 
 
 async def test_sqlite_instances_opening_together_share_one_store(tmp_path: Path) -> None:
@@ -146,7 +146,8 @@ async def test_both_backends_have_the_same_tables_and_columns(tmp_path: Path, pg
     db.close()
     assert lite == pg
     assert {t for t, _, _ in lite} == {"schema_migrations", "settings", "store_version", "tenants", "teams",
-                                        "virtual_keys", "budgets", "rate_limits", "usage_ledger"}
+                                        "virtual_keys", "budgets", "rate_limits", "usage_ledger",
+                                        "compliance_policies"}
 
 
 def test_lock_keys_and_placeholders() -> None:

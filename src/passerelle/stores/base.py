@@ -18,6 +18,7 @@ from typing import Protocol
 
 from passerelle.stores.records import (
     Budget,
+    CompliancePolicy,
     KeyQuery,
     RateLimit,
     ReportQuery,
@@ -72,6 +73,10 @@ class Store(Protocol):
     async def list_rate_limits(self, scope: Scope | None = None, scope_id: str | None = None,
                                ) -> list[RateLimit]: ...
     async def delete_rate_limit(self, limit_id: str) -> None: ...
+    async def put_compliance_policy(self, policy: CompliancePolicy) -> CompliancePolicy: ...  # one per scope
+    async def list_compliance_policies(self, scope: Scope | None = None,
+                                       scope_id: str | None = None) -> list[CompliancePolicy]: ...
+    async def delete_compliance_policy(self, scope: Scope, scope_id: str) -> None: ...  # NotFound
 
     # change detection: one cheap read, polled by every instance
     async def version(self) -> int: ...

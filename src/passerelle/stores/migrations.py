@@ -65,6 +65,12 @@ SQLITE_MIGRATIONS: tuple[Migration, ...] = (
         "CREATE INDEX usage_ledger_team_ts ON usage_ledger (team_id, ts)",
         "CREATE INDEX usage_ledger_key_ts ON usage_ledger (key_id, ts)",
     )),
+    Migration(2, "compliance policies set through the admin API", (
+        # id is "<scope>:<scope_id>": one policy per tenant or key.  packs is a JSON list, or NULL to inherit.
+        "CREATE TABLE compliance_policies (id TEXT NOT NULL PRIMARY KEY, scope TEXT NOT NULL,"
+        " scope_id TEXT NOT NULL, packs TEXT, overrides TEXT NOT NULL, codewords TEXT NOT NULL,"
+        " updated_at DOUBLE PRECISION NOT NULL)",
+    )),
 )
 
 _C = 'TEXT COLLATE "C"'
@@ -102,6 +108,10 @@ POSTGRES_MIGRATIONS: tuple[Migration, ...] = (
         "CREATE INDEX usage_ledger_tenant_ts ON usage_ledger (tenant_id, ts)",
         "CREATE INDEX usage_ledger_team_ts ON usage_ledger (team_id, ts)",
         "CREATE INDEX usage_ledger_key_ts ON usage_ledger (key_id, ts)",
+    )),
+    Migration(2, "compliance policies set through the admin API", (
+        f"CREATE TABLE compliance_policies (id {_C} PRIMARY KEY, scope TEXT NOT NULL, scope_id {_C} NOT NULL,"
+        " packs TEXT, overrides TEXT NOT NULL, codewords TEXT NOT NULL, updated_at DOUBLE PRECISION NOT NULL)",
     )),
 )
 

@@ -92,6 +92,23 @@ class RateLimit:
 
 
 @dataclass(frozen=True, slots=True)
+class CompliancePolicy:
+    """A tenant's or key's compliance policy set through the admin API or CLI (one per scope): packs (None:
+    inherit from the layer below), per-type action overrides and codewords, as ``PolicyConfig`` has them."""
+
+    scope: Literal["tenant", "key"]
+    scope_id: str
+    packs: tuple[str, ...] | None = None
+    overrides: dict[str, str] = field(default_factory=dict)
+    codewords: tuple[str, ...] = ()
+    updated_at: float = 0.0
+
+    @property
+    def id(self) -> str:
+        return f"{self.scope}:{self.scope_id}"
+
+
+@dataclass(frozen=True, slots=True)
 class Snapshot:
     """Everything the request path needs to decide, loaded whole and swapped atomically."""
 
@@ -101,6 +118,7 @@ class Snapshot:
     keys: tuple[VirtualKey, ...] = ()
     budgets: tuple[Budget, ...] = ()
     rate_limits: tuple[RateLimit, ...] = ()
+    compliance: tuple[CompliancePolicy, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

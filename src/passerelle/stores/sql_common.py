@@ -15,6 +15,7 @@ from typing import Any
 from passerelle.stores.records import (
     REPORT_DIMENSIONS,
     Budget,
+    CompliancePolicy,
     RateLimit,
     ReportQuery,
     ReportRow,
@@ -133,6 +134,7 @@ TEAM_COLUMNS = ("id", "tenant_id", "name", "created_at", "metadata")
 KEY_COLUMNS = ("id", "key_sha256", "prefix", "name", "tenant_id", "team_id", "created_at", "models", "routes",
                "expires_at", "revoked_at", "metadata")
 BUDGET_COLUMNS = ("id", "scope", "scope_id", "period", "limit_usd", "mode", "webhook", "created_at")
+COMPLIANCE_COLUMNS = ("id", "scope", "scope_id", "packs", "overrides", "codewords", "updated_at")
 RATE_LIMIT_COLUMNS = ("id", "scope", "scope_id", "model", "rpm", "tpm", "concurrent", "created_at")
 USAGE_COLUMNS = tuple(f.name for f in dataclasses.fields(UsageRecord))
 _USAGE_FLOATS = frozenset({"ts", "latency_ms"})
@@ -173,6 +175,25 @@ def budget_params(b: Budget, money: object) -> tuple[object, ...]:
 def budget_from_row(r: Row) -> Budget:
     # Decimal(str) for SQLite's TEXT, Decimal(Decimal) for PostgreSQL's NUMERIC: exact both ways.
     return Budget(r[0], r[1], r[2], r[3], Decimal(r[4]), r[5], r[6], r[7])
+
+
+def check_compliance_policy(p: CompliancePolicy) -> None:
+    if p.scope not in ("tenant", "key"):
+        raise ValueError(f"invalid scope {p.scope!r}: a compliance policy is on a tenant or a key")
+    check_scope(p.scope, p.scope_id)
+    words = [*(p.packs or ()), *p.overrides, *p.overrides.values(), *p.codewords]
+    if not all(isinstance(w, str) and w for w in words):
+        raise ValueError("packs, overrides and codewords must be non-empty strings")
+
+
+def compliance_params(p: CompliancePolicy) -> tuple[object, ...]:
+    packs = None if p.packs is None else _json(list(p.packs))
+    return p.id, p.scope, p.scope_id, packs, _json(p.overrides), _json(list(p.codewords)), float(p.updated_at)
+
+
+def compliance_from_row(r: Row) -> CompliancePolicy:
+    packs = None if r[3] is None else tuple(json.loads(r[3]))
+    return CompliancePolicy(r[1], r[2], packs, dict(json.loads(r[4])), tuple(json.loads(r[5])), float(r[6]))
 
 
 def rate_limit_params(x: RateLimit) -> tuple[object, ...]:

@@ -29,6 +29,7 @@ from passerelle.stores.base import Conflict, NotFound
 from passerelle.stores.records import (
     LATENCY_BUCKETS_MS,
     Budget,
+    CompliancePolicy,
     KeyQuery,
     RateLimit,
     ReportQuery,
@@ -42,6 +43,7 @@ from passerelle.stores.records import (
 )
 from passerelle.stores.sql_common import (
     BUDGET_COLUMNS,
+    COMPLIANCE_COLUMNS,
     KEY_COLUMNS,
     RATE_LIMIT_COLUMNS,
     SCOPE_COLUMNS,
@@ -53,11 +55,14 @@ from passerelle.stores.sql_common import (
     budget_from_row,
     budget_params,
     check_budget,
+    check_compliance_policy,
     check_key,
     check_rate_limit,
     check_scope,
     check_team,
     check_tenant,
+    compliance_from_row,
+    compliance_params,
     insert_sql,
     key_from_row,
     key_params,
@@ -98,7 +103,7 @@ async def _bump(c: Conn) -> None:
 
 async def _drop_dependents(c: Conn, scope: Scope, scope_id: str, key_column: str) -> None:
     """Delete the (revoked) keys under a tenant or team, and the policies of the scope and of those keys."""
-    for table in ("budgets", "rate_limits"):
+    for table in ("budgets", "rate_limits", "compliance_policies"):
         await c.execute(f"DELETE FROM {table} WHERE (scope = ? AND scope_id = ?) OR (scope = 'key' AND scope_id IN"
                         f" (SELECT id FROM virtual_keys WHERE {key_column} = ?))", scope, scope_id, scope_id)
     await c.execute(f"DELETE FROM virtual_keys WHERE {key_column} = ?", scope_id)
@@ -300,6 +305,21 @@ class SQLStore(ABC):
     async def delete_rate_limit(self, limit_id: str) -> None:
         await self._delete_policy("rate_limits", "rate limit", limit_id)
 
+    async def put_compliance_policy(self, policy: CompliancePolicy) -> CompliancePolicy:
+        check_compliance_policy(policy)
+        await self._put_policy("compliance_policies", COMPLIANCE_COLUMNS, policy.scope, policy.scope_id,
+                               compliance_params(policy))
+        return policy
+
+    async def list_compliance_policies(self, scope: Scope | None = None,
+                                       scope_id: str | None = None) -> list[CompliancePolicy]:
+        where, args = where_sql(("scope = ?", scope), ("scope_id = ?", scope_id))
+        rows = await self._query(select_sql("compliance_policies", COMPLIANCE_COLUMNS) + where + " ORDER BY id", *args)
+        return [compliance_from_row(r) for r in rows]
+
+    async def delete_compliance_policy(self, scope: Scope, scope_id: str) -> None:
+        await self._delete_policy("compliance_policies", "compliance policy", f"{scope}:{scope_id}")
+
     # change detection
     async def version(self) -> int:
         return int((await self._query("SELECT version FROM store_version WHERE id = 1"))[0][0])
@@ -312,9 +332,10 @@ class SQLStore(ABC):
             keys = await c.fetch(select_sql("virtual_keys", KEY_COLUMNS) + " ORDER BY id")
             budgets = await c.fetch(select_sql("budgets", BUDGET_COLUMNS) + " ORDER BY id")
             limits = await c.fetch(select_sql("rate_limits", RATE_LIMIT_COLUMNS) + " ORDER BY id")
+            compliance = await c.fetch(select_sql("compliance_policies", COMPLIANCE_COLUMNS) + " ORDER BY id")
         return Snapshot(version, tuple(map(tenant_from_row, tenants)), tuple(map(team_from_row, teams)),
                         tuple(map(key_from_row, keys)), tuple(map(budget_from_row, budgets)),
-                        tuple(map(rate_limit_from_row, limits)))
+                        tuple(map(rate_limit_from_row, limits)), tuple(map(compliance_from_row, compliance)))
 
     # the ledger
     async def append_usage(self, records: Sequence[UsageRecord]) -> None:
