@@ -41,6 +41,14 @@ def test_bad_packs_are_refused_with_the_reason(document: object, message: str) -
         parse_pack(document, "pack custom")
 
 
+def test_a_route_override_needs_a_pack_that_names_the_label() -> None:
+    """Without a label, 'route' would restrict the request to nothing and silently let it go anywhere."""
+    with pytest.raises(PolicyError, match=r"'route' \(EMAIL, IBAN\) needs a pack with a route_label"):
+        build_policy([load_pack("gdpr")], {"IBAN": "route", "EMAIL": "route"})
+    policy = build_policy([load_pack("gdpr"), load_pack("defense")], {"IBAN": "route"})
+    assert policy.action("IBAN") == "route" and policy.route_label == "onprem"
+
+
 def test_masks_keep_only_what_pci_allows() -> None:
     assert mask("CREDIT_CARD", "4111 1111 1111 1111") == "4111 11** **** 1111"
     assert mask("IBAN", "FR76 3000 6000 0112 3456 7890 189") == "FR76 **** **** **** **** ***0 189"

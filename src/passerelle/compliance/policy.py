@@ -97,6 +97,16 @@ def load_pack(name: str) -> Pack:
     return parse_pack(yaml.safe_load(text), f"pack {name}")
 
 
+def check_layer(packs: Sequence[str], overrides: Mapping[str, str]) -> None:
+    """The names one layer of a policy uses: shipped packs, entity types, actions (``PolicyError`` else).  How the
+    layers combine is ``build_policy``'s to check."""
+    for name in packs:
+        load_pack(name)
+    for entity, action in overrides.items():
+        _check_type("overrides", entity)
+        _check_action(f"overrides.{entity}", action)
+
+
 def build_policy(packs: Sequence[Pack], overrides: Mapping[str, str] | None = None) -> Policy:
     actions: dict[str, Action] = {}
     for pack in packs:
@@ -109,6 +119,9 @@ def build_policy(packs: Sequence[Pack], overrides: Mapping[str, str] | None = No
     labels = {p.route_label for p in packs if p.route_label}
     if len(labels) > 1:
         raise PolicyError(f"packs require different route labels: {', '.join(sorted(labels))}")
+    if not labels and "route" in actions.values():  # it would restrict the request to nothing: never silently
+        routed = sorted(t for t, a in actions.items() if a == "route")
+        raise PolicyError(f"'route' ({', '.join(routed)}) needs a pack with a route_label among the selected packs")
     return Policy(actions=actions, packs=tuple(p.name for p in packs),
                   versions={p.name: p.version for p in packs}, route_label=next(iter(labels), None),
                   audit_retention_days_min=max((p.audit_retention_days_min for p in packs), default=0))
