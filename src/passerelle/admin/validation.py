@@ -202,3 +202,9 @@ class NewRateLimit(msgspec.Struct, forbid_unknown_fields=True):
     tpm: int | None = None
     concurrent: int | None = None
     id: str | None = None
+
+
+class NewCompliancePolicy(msgspec.Struct, forbid_unknown_fields=True):
+    packs: list[str] | None = None  # None: the packs of the layer below (the tenant's, the config's defaults)
+    overrides: dict[str, str] = msgspec.field(default_factory=dict)  # entity type -> action
+    codewords: list[str] = msgspec.field(default_factory=list)

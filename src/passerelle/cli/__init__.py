@@ -11,7 +11,7 @@ from passerelle import __version__
 # Modules that add subcommands, in help order.  ``serve`` alone is imported for the long-running commands:
 # the process that supervises the workers then stays small (the admin, audit and skills modules would add
 # ~25 MB to it, for nothing).
-COMMAND_MODULES = ("serve", "admin_commands", "scan", "skills", "audit", "aiact")
+COMMAND_MODULES = ("serve", "admin_commands", "compliance", "scan", "skills", "audit", "aiact")
 SERVE_COMMANDS = frozenset({"serve", "simulator", "check-config"})
 
 

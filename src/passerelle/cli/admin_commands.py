@@ -155,6 +155,7 @@ async def _run(command: Command, a: argparse.Namespace) -> int:
     except Exception as exc:
         print(f"passerelle: cannot open the store: {exc.__class__.__name__}: {exc}", file=sys.stderr)
         return 2
+    a.loaded_config = config  # for the commands that check against the config file (compliance policies)
     try:
         payload, text = await command(AdminService(store), a)
     except AdminError as err:
@@ -171,13 +172,13 @@ def run(a: argparse.Namespace) -> int:
     return asyncio.run(_run(a.command_func, a))
 
 
-def _common(p: argparse.ArgumentParser, func: Command) -> argparse.ArgumentParser:
+def command_parser(p: argparse.ArgumentParser, func: Command) -> argparse.ArgumentParser:
     add_store_options(p)
     p.set_defaults(func=run, command_func=func)
     return p
 
 
-def _group(sub: argparse._SubParsersAction[argparse.ArgumentParser], name: str,
+def command_group(sub: argparse._SubParsersAction[argparse.ArgumentParser], name: str,
            help_: str) -> argparse._SubParsersAction[argparse.ArgumentParser]:
     return sub.add_parser(name, help=help_).add_subparsers(dest="action", required=True)
 
@@ -188,27 +189,27 @@ def _scope_args(p: argparse.ArgumentParser, required: bool) -> None:
 
 
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    g = _group(sub, "tenants", "create, list, delete tenants")
-    p = _common(g.add_parser("create"), tenants_create)
+    g = command_group(sub, "tenants", "create, list, delete tenants")
+    p = command_parser(g.add_parser("create"), tenants_create)
     p.add_argument("tenant_id")
     p.add_argument("--name")
     p.add_argument("--metadata", action="append", metavar="K=V")
-    _common(g.add_parser("list"), tenants_list)
-    _common(g.add_parser("delete"), tenants_delete).add_argument("tenant_id")
+    command_parser(g.add_parser("list"), tenants_list)
+    command_parser(g.add_parser("delete"), tenants_delete).add_argument("tenant_id")
 
-    g = _group(sub, "teams", "create, list, delete teams within tenants")
-    p = _common(g.add_parser("create"), teams_create)
+    g = command_group(sub, "teams", "create, list, delete teams within tenants")
+    p = command_parser(g.add_parser("create"), teams_create)
     p.add_argument("team", help="tenant/team, or team with --tenant")
     p.add_argument("--tenant")
     p.add_argument("--name")
     p.add_argument("--metadata", action="append", metavar="K=V")
-    _common(g.add_parser("list"), teams_list).add_argument("--tenant")
-    p = _common(g.add_parser("delete"), teams_delete)
+    command_parser(g.add_parser("list"), teams_list).add_argument("--tenant")
+    p = command_parser(g.add_parser("delete"), teams_delete)
     p.add_argument("team", help="tenant/team, or team with --tenant")
     p.add_argument("--tenant")
 
-    g = _group(sub, "keys", "create, list, show, revoke virtual keys")
-    p = _common(g.add_parser("create", help="create a key and print its secret, once"), keys_create)
+    g = command_group(sub, "keys", "create, list, show, revoke virtual keys")
+    p = command_parser(g.add_parser("create", help="create a key and print its secret, once"), keys_create)
     p.add_argument("--tenant")
     p.add_argument("--team", help="tenant/team, or team with --tenant")
     p.add_argument("--name")
@@ -216,33 +217,34 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     p.add_argument("--routes", help="allowed routes: messages,chat_completions,count_tokens,models; default all")
     p.add_argument("--expires", help="a duration like 90d, or an ISO date or datetime")
     p.add_argument("--metadata", action="append", metavar="K=V")
-    p = _common(g.add_parser("list"), keys_list)
+    p = command_parser(g.add_parser("list"), keys_list)
     p.add_argument("--tenant")
     p.add_argument("--team")
-    _common(g.add_parser("show"), keys_show).add_argument("key_id")
-    _common(g.add_parser("revoke"), keys_revoke).add_argument("key_id")
+    command_parser(g.add_parser("show"), keys_show).add_argument("key_id")
+    command_parser(g.add_parser("revoke"), keys_revoke).add_argument("key_id")
 
-    g = _group(sub, "budgets", "set, list, delete spending budgets")
-    p = _common(g.add_parser("set", help="create or replace the budget of a scope, period and mode"), budgets_set)
+    g = command_group(sub, "budgets", "set, list, delete spending budgets")
+    p = command_parser(g.add_parser("set", help="create or replace the budget of a scope, period and mode"),
+                       budgets_set)
     _scope_args(p, required=True)
     p.add_argument("--period", choices=("day", "month", "total"), default="month")
     p.add_argument("--limit-usd", required=True)
     p.add_argument("--mode", choices=("hard", "soft"), default="hard")
     p.add_argument("--webhook", help="soft budgets: URL POSTed once per period when crossed")
-    _scope_args(_common(g.add_parser("list"), budgets_list), required=False)
-    _common(g.add_parser("delete"), budgets_delete).add_argument("budget_id")
+    _scope_args(command_parser(g.add_parser("list"), budgets_list), required=False)
+    command_parser(g.add_parser("delete"), budgets_delete).add_argument("budget_id")
 
-    g = _group(sub, "limits", "set, list, delete rate limits")
-    p = _common(g.add_parser("set", help="create or replace the rate limit of a scope and model"), limits_set)
+    g = command_group(sub, "limits", "set, list, delete rate limits")
+    p = command_parser(g.add_parser("set", help="create or replace the rate limit of a scope and model"), limits_set)
     _scope_args(p, required=True)
     p.add_argument("--model", help="one alias; default: all models together")
     p.add_argument("--rpm", type=int, help="requests per minute")
     p.add_argument("--tpm", type=int, help="tokens per minute")
     p.add_argument("--concurrent", type=int, help="requests in flight")
-    _scope_args(_common(g.add_parser("list"), limits_list), required=False)
-    _common(g.add_parser("delete"), limits_delete).add_argument("limit_id")
+    _scope_args(command_parser(g.add_parser("list"), limits_list), required=False)
+    command_parser(g.add_parser("delete"), limits_delete).add_argument("limit_id")
 
-    p = _common(sub.add_parser("usage", help="usage and cost report from the ledger"), usage)
+    p = command_parser(sub.add_parser("usage", help="usage and cost report from the ledger"), usage)
     p.add_argument("--by", default="", help="comma-separated: tenant,team,key,model,deployment,provider,route,"
                                             "status,cache_hit,day,month")
     p.add_argument("--since", help="a duration back from now (30d, 12h, 90m, 2w) or an ISO date or datetime")

@@ -15,13 +15,14 @@ Fail closed: a scan that raises refuses the request; nothing unscanned is forwar
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import hmac
 import logging
 import os
 from collections import Counter
-from collections.abc import Callable, Iterator, MutableMapping, MutableSequence
+from collections.abc import Callable, Iterable, Iterator, MutableMapping, MutableSequence, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -36,6 +37,7 @@ from passerelle.config.schema import ComplianceConfig, PolicyConfig
 from passerelle.errors import ErrorKind, GatewayError
 from passerelle.observability.logging import log
 from passerelle.pipeline.auth import Principal
+from passerelle.stores.records import CompliancePolicy
 
 SECRET_FILE = "compliance.key"
 _MAX_LISTED = 20  # block errors name at most this many findings (and count the rest)
@@ -95,23 +97,88 @@ def configured(config: ComplianceConfig) -> bool:
         p.packs or p.overrides for p in (*config.tenants.values(), *config.keys.values())))
 
 
-class ComplianceStage:
-    """Built once per process: the engines compile their patterns at start, never per request."""
+def stored_layer(policy: CompliancePolicy) -> PolicyConfig:
+    """A policy set through the admin API, as the config file's layers hold one."""
+    return PolicyConfig(packs=None if policy.packs is None else list(policy.packs), overrides=dict(policy.overrides),
+                        codewords=list(policy.codewords))
 
-    def __init__(self, config: ComplianceConfig, secret: bytes) -> None:
+
+def _acted_on(layers: Iterable[PolicyConfig]) -> frozenset[str]:
+    """Every entity type some layer acts on: detectors for the others are never built."""
+    types: set[str] = set()
+    for layer in layers:
+        for name in layer.packs or ():
+            with contextlib.suppress(PolicyError):  # reported when that policy is compiled
+                types.update(t for t, a in load_pack(name).actions.items() if a != "allow")
+        types.update(t for t, a in layer.overrides.items() if a != "allow")
+    return frozenset(types)
+
+
+class ComplianceStage:
+    """Built once per process: the engines compile their patterns at start or when the admin API sets a policy
+    that needs more detectors (off the event loop), never per request.
+
+    Layers, lowest first: the config's defaults, the tenant's policy, the key's policy.  A tenant's or key's
+    policy comes from the config file or, when the file has none for it, from the store (set through the admin
+    API or CLI; ``update`` swaps them in when the store's version changes)."""
+
+    def __init__(self, config: ComplianceConfig, secret: bytes | Callable[[], bytes]) -> None:
         self.config = config
-        self._secret = secret
+        self._secret_source = secret
+        self._secret = secret if isinstance(secret, bytes) else b""
         self._engine: Engine | None = None
+        self._engine_types: frozenset[str] = frozenset()  # what the engine was built to detect
         self._scanners: dict[tuple[str, ...], Scanner] = {}
         self._policies: dict[tuple[str, str], tuple[Policy, Scanner] | None] = {}
         self._pseudonymizers: dict[str, tuple[Pseudonymizer, bytes]] = {}
+        self._stored: dict[tuple[str, str], PolicyConfig] = {}  # (scope, id) -> a policy set through the admin API
+        self._stored_source: tuple[CompliancePolicy, ...] = ()
+        self._version = -1  # the store version of the policies applied last
+        self._updating = asyncio.Lock()
         self.enabled = configured(config)
         self._types = self._all_types()
         if self.enabled:  # compile every configured policy now: a bad one fails the start, not a request
+            self._load_secret()
             for tenant in ("", *config.tenants):
                 self._compile(tenant, "", None)
             for key in config.keys:
                 self._compile("", key, None)
+
+    def _load_secret(self) -> None:
+        if not self._secret and callable(self._secret_source):
+            self._secret = self._secret_source()
+
+    async def update(self, version: int, stored: Sequence[CompliancePolicy]) -> None:
+        """Take the store's policies at ``version`` (every instance, when the store's version changes).  A policy
+        that needs detectors the engine lacks gets a new engine, compiled in a worker thread; requests keep the old
+        state until the new one is whole.  Updates apply one at a time, and one older than the last applied (two
+        refreshes racing) changes nothing."""
+        async with self._updating:
+            if version > self._version:
+                await self._update(tuple(stored))
+                self._version = version
+
+    async def _update(self, stored: tuple[CompliancePolicy, ...]) -> None:
+        if stored == self._stored_source:
+            return
+        layers: dict[tuple[str, str], PolicyConfig] = {(p.scope, p.scope_id): stored_layer(p) for p in stored}
+        types = self._all_types(layers.values())
+        enabled = configured(self.config) or any(layer.packs or layer.overrides for layer in layers.values())
+        engine = self._engine
+        if engine is not None and not types <= self._engine_types:
+            engine = None  # built again below for every type
+        if enabled:
+            await asyncio.to_thread(self._load_secret)
+            if engine is None and types:
+                from passerelle.compliance.detectors import default_detectors
+
+                engine = await asyncio.to_thread(lambda: Engine(default_detectors((), types)))
+        # No await below: requests see the old state or the new one, whole.
+        if engine is not self._engine:
+            self._scanners, self._engine_types = {}, types
+        self._engine, self._types, self._stored, self._stored_source = engine, types, layers, stored
+        self._policies = {}
+        self.enabled = enabled
 
     def policy_for(self, who: Principal) -> tuple[Policy, Scanner] | None:
         """The caller's compiled policy, or None when nothing is to be scanned for it."""
@@ -122,25 +189,28 @@ class ComplianceStage:
             self._policies[cache_key] = self._compile(who.tenant_id, who.key_id, who.name)
         return self._policies[cache_key]
 
-    def _compile(self, tenant: str, key_id: str, key_name: str | None) -> tuple[Policy, Scanner] | None:
+    def _layers(self, tenant: str, key_id: str, key_name: str | None) -> list[PolicyConfig]:
+        """The policy layers of a caller, lowest first: the config's, else the store's, for the tenant and key."""
         c = self.config
         layers: list[PolicyConfig] = [PolicyConfig(packs=c.packs, overrides=c.overrides, codewords=c.codewords)]
         if tenant in c.tenants:
             layers.append(c.tenants[tenant])
+        elif ("tenant", tenant) in self._stored:
+            layers.append(self._stored["tenant", tenant])
         for name in (key_id, key_name):
             if name and name in c.keys:
                 layers.append(c.keys[name])
                 break
-        packs: list[str] = []
-        overrides: dict[str, str] = {}
-        codewords: set[str] = set()
-        for layer in layers:
-            if layer.packs is not None:
-                packs = layer.packs
-            overrides.update(layer.overrides)
-            codewords.update(layer.codewords)
-        if not packs and not overrides:
+        else:
+            if key_id and ("key", key_id) in self._stored:
+                layers.append(self._stored["key", key_id])
+        return layers
+
+    def _compile(self, tenant: str, key_id: str, key_name: str | None) -> tuple[Policy, Scanner] | None:
+        merged = merge_layers(self._layers(tenant, key_id, key_name))
+        if merged is None:
             return None
+        packs, overrides, codewords = merged
         try:
             policy = build_policy([load_pack(name) for name in packs], overrides)
         except PolicyError as exc:
@@ -152,23 +222,17 @@ class ComplianceStage:
         from passerelle.compliance.detectors.codewords import CodewordDetector
 
         if self._engine is None:  # one engine for every policy; a tenant's codewords scan beside it
-            self._engine = Engine(default_detectors((), self._types))
+            self._engine, self._engine_types = Engine(default_detectors((), self._types)), self._types
         words = tuple(sorted(codewords))
         scanner = self._scanners.get(words)
         if scanner is None:
             scanner = self._scanners[words] = Scanner(self._engine, (CodewordDetector(words),) if words else ())
         return policy, scanner
 
-    def _all_types(self) -> frozenset[str]:
-        """Every entity type some configured policy acts on: detectors for the others are never built."""
+    def _all_types(self, stored: Iterable[PolicyConfig] = ()) -> frozenset[str]:
         c = self.config
-        types: set[str] = set()
-        for layer in (PolicyConfig(packs=c.packs, overrides=c.overrides), *c.tenants.values(), *c.keys.values()):
-            for name in layer.packs or ():
-                with contextlib.suppress(PolicyError):  # reported when that policy is compiled
-                    types.update(t for t, a in load_pack(name).actions.items() if a != "allow")
-            types.update(t for t, a in layer.overrides.items() if a != "allow")
-        return frozenset(types)
+        return _acted_on((PolicyConfig(packs=c.packs, overrides=c.overrides), *c.tenants.values(),
+                          *c.keys.values(), *stored))
 
     def _tenant_keys(self, tenant: str) -> tuple[Pseudonymizer, bytes]:
         found = self._pseudonymizers.get(tenant)
@@ -215,6 +279,22 @@ class ComplianceStage:
         if protection.route_label:
             request.required_label = protection.route_label
         return protection
+
+
+def merge_layers(layers: Sequence[PolicyConfig]) -> tuple[list[str], dict[str, str], set[str]] | None:
+    """Packs (the highest layer that names some), overrides and codewords (every layer's); None when the
+    layers select nothing."""
+    packs: list[str] = []
+    overrides: dict[str, str] = {}
+    codewords: set[str] = set()
+    for layer in layers:
+        if layer.packs is not None:
+            packs = layer.packs
+        overrides.update(layer.overrides)
+        codewords.update(layer.codewords)
+    if not packs and not overrides:
+        return None
+    return packs, overrides, codewords
 
 
 def _located(where: str, finding: Finding) -> str:

@@ -13,6 +13,7 @@ import contextlib
 import hashlib
 import logging
 from collections import defaultdict
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -20,7 +21,7 @@ from passerelle.config import Config
 from passerelle.observability.logging import log
 from passerelle.pipeline.auth import KeyRing, Principal, config_key_id
 from passerelle.stores.base import Store
-from passerelle.stores.records import Budget, RateLimit, Scope, Snapshot
+from passerelle.stores.records import Budget, CompliancePolicy, RateLimit, Scope, Snapshot
 
 ScopeKey = tuple[Scope, str]
 
@@ -96,8 +97,11 @@ def compile_policies(snapshot: Snapshot, config: Config, admin_key_sha256: str |
 class PolicyRefresher:
     """Holds the current ``Policies`` and replaces them when the store says they changed."""
 
-    def __init__(self, store: Store, config: Config, admin_key_sha256: str | None) -> None:
+    def __init__(self, store: Store, config: Config, admin_key_sha256: str | None,
+                 on_change: Callable[[int, Sequence[CompliancePolicy]], Awaitable[None]] | None = None) -> None:
         self._store = store
+        self._on_change = on_change  # the compliance stage takes the store's compliance policies
+        self._compliance: Snapshot | None = None  # its policies not yet taken by on_change (a retry)
         self._config = config
         self._admin = admin_key_sha256
         self._task: asyncio.Task[None] | None = None
@@ -111,7 +115,19 @@ class PolicyRefresher:
     async def refresh(self) -> None:
         """Load the store's policies now (admin writes call this to be visible at once locally)."""
         snapshot = await self._store.snapshot()
+        # Keys first: a failing compliance update never holds back a revocation.
         self.current = compile_policies(snapshot, self._config, self._admin)
+        if self._on_change is not None:
+            self._compliance = snapshot
+            await self._hand_over()
+
+    async def _hand_over(self) -> None:
+        """Give the compliance stage the store's policies; kept for the next poll if it fails."""
+        pending = self._compliance
+        if pending is not None and self._on_change is not None:
+            await self._on_change(pending.version, pending.compliance)
+            if self._compliance is pending:  # not replaced by a newer snapshot meanwhile
+                self._compliance = None
 
     async def _loop(self) -> None:
         interval = self._config.store.refresh_interval
@@ -120,6 +136,8 @@ class PolicyRefresher:
             try:
                 if await self._store.version() != self.current.version:
                     await self.refresh()
+                else:
+                    await self._hand_over()
                 if self._failing:
                     log("policy_refresh_recovered", logging.INFO)
                 self._failing = False

@@ -35,6 +35,7 @@ from passerelle.observability.logging import log
 from passerelle.server.aiact_admin import ROUTES as AIACT_ROUTES
 from passerelle.server.asgi import BodyTooLarge, ClientDisconnected, Receive, Scope, Send, read_body, send_bytes
 from passerelle.server.chat import new_request_id, response_headers
+from passerelle.server.compliance_admin import ROUTES as COMPLIANCE_ROUTES
 from passerelle.server.gateway import Gateway
 from passerelle.server.skills_admin import ROUTES as SKILL_ROUTES
 
@@ -253,6 +254,7 @@ ROUTES: list[tuple[tuple[str, ...], dict[str, Op]]] = [
     (("usage",), {"GET": usage}),
     *SKILL_ROUTES,  # /admin/skills..., /admin/skill-installs, /admin/skill-publishers
     *AIACT_ROUTES,  # /admin/aiact/...: purposes, switches, bindings, registers, reports
+    *COMPLIANCE_ROUTES,  # /admin/compliance/...: packs, policies of tenants and keys
 ]
 
 

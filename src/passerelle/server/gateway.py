@@ -13,7 +13,7 @@ from passerelle.config import Config
 from passerelle.observability.logging import log
 from passerelle.pipeline.auth import KeyRing
 from passerelle.pipeline.cache import ResponseCache
-from passerelle.pipeline.compliance import ComplianceStage, configured, load_secret
+from passerelle.pipeline.compliance import ComplianceStage, load_secret
 from passerelle.pipeline.limits import Limiter
 from passerelle.pipeline.metering import LedgerWriter, Meter
 from passerelle.pipeline.policies import PolicyRefresher
@@ -55,13 +55,13 @@ class Gateway:
     async def open(cls, config: Config, data_dir: Path, admin_key_sha256: str | None, workers: int = 1,
                    ) -> Gateway:
         catalog = Catalog.load(config.metering.prices)
-        secret = load_secret(config.compliance, data_dir) if configured(config.compliance) else b""
-        compliance = ComplianceStage(config.compliance, secret)  # compiles the policies: a wrong one fails here
+        # Compiles the configured policies: a wrong one fails here.  The secret is read when some policy needs it.
+        compliance = ComplianceStage(config.compliance, lambda: load_secret(config.compliance, data_dir))
         store, counters = await open_stores(config, data_dir, workers)
         http = HttpClient()
         providers = build_providers(config.providers, http)
         table = RoutingTable(config, providers, catalog)
-        policies = PolicyRefresher(store, config, admin_key_sha256)
+        policies = PolicyRefresher(store, config, admin_key_sha256, on_change=compliance.update)
         await policies.start()
         ledger = LedgerWriter(store, config.store)
         ledger.start()

@@ -1,0 +1,151 @@
+"""Compliance policies of tenants and keys, set at run time through the admin API and the CLI.
+
+The config file's ``compliance.tenants`` and ``compliance.keys`` stay the way to declare policies as code; a
+tenant or key the file names cannot also be given one here (409: one source per policy).  Every other tenant
+or key can: the policy is stored beside the tenant or key (deleted with it), and every instance applies it at
+its next poll of the store (``store.refresh_interval``), the instance that took the write at once.
+
+A policy is checked whole before it is stored: known packs, entity types and actions, usable codewords, and
+the policy it makes once layered under the config's defaults and the tenant's policy (a tenant's new packs
+are checked with each of its keys' policies too: two packs that route to different labels are refused here,
+not on a caller's request).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, Literal
+
+from passerelle.admin.report_format import iso
+from passerelle.admin.service import AdminError, invalid, store_errors
+from passerelle.compliance.detectors.codewords import normalise
+from passerelle.compliance.policy import SHIPPED_PACKS, PolicyError, build_policy, check_layer, load_pack
+from passerelle.config.schema import ComplianceConfig, PolicyConfig
+from passerelle.pipeline.compliance import merge_layers, stored_layer
+from passerelle.stores.base import Store
+from passerelle.stores.records import CompliancePolicy
+
+PolicyScope = Literal["tenant", "key"]
+SCOPES: tuple[PolicyScope, ...] = ("tenant", "key")
+
+
+def _scope(value: str) -> PolicyScope:
+    if value not in SCOPES:
+        raise invalid(f"scope: expected tenant or key, got {value!r}")
+    return "tenant" if value == "tenant" else "key"
+
+
+class CompliancePolicies:
+    """The admin operations on compliance policies, over the store and the config's own policies."""
+
+    def __init__(self, store: Store, config: ComplianceConfig, clock: Callable[[], float] = time.time) -> None:
+        self.store = store
+        self.config = config
+        self.clock = clock
+
+    def _in_config(self, scope: PolicyScope, scope_id: str, key_name: str | None = None) -> bool:
+        if scope == "tenant":
+            return scope_id in self.config.tenants
+        return scope_id in self.config.keys or (key_name is not None and key_name in self.config.keys)
+
+    async def put(self, scope: str, scope_id: str, packs: Sequence[str] | None = None,
+                  overrides: dict[str, str] | None = None, codewords: Sequence[str] = ()) -> CompliancePolicy:
+        """Set (create or replace) the policy of a tenant or key; ``packs`` None inherits the layer below."""
+        where = _scope(scope)
+        overrides = dict(overrides or {})
+        try:
+            words = tuple(normalise(codewords))
+            check_layer(packs or (), overrides)
+        except (PolicyError, ValueError) as exc:
+            raise invalid(str(exc)) from None
+        policy = CompliancePolicy(where, scope_id, None if packs is None else tuple(dict.fromkeys(packs)), overrides,
+                                  words, self.clock())
+        with store_errors(f"{where} {scope_id!r} not found"):
+            stored: dict[tuple[str, str], CompliancePolicy] = {
+                (p.scope, p.scope_id): p for p in await self.store.list_compliance_policies()}
+            stored[where, scope_id] = policy
+            if where == "tenant":
+                await self.store.get_tenant(scope_id)
+                if self._in_config("tenant", scope_id):
+                    raise _set_in_file("tenant", scope_id)
+                self._check_layers(scope_id, None, stored)
+                for key in await self.store.list_keys(tenant_id=scope_id):
+                    if ("key", key.id) in stored:
+                        self._check_layers(scope_id, key.id, stored)
+            else:
+                key = await self.store.get_key(scope_id)
+                if self._in_config("key", scope_id, key.name):
+                    raise _set_in_file("key", scope_id)
+                self._check_layers(key.tenant_id, key.id, stored)
+            return await self.store.put_compliance_policy(policy)
+
+    def _check_layers(self, tenant: str, key_id: str | None,
+                      stored: dict[tuple[str, str], CompliancePolicy]) -> None:
+        c = self.config
+        layers = [PolicyConfig(packs=c.packs, overrides=c.overrides)]
+        if tenant in c.tenants:
+            layers.append(c.tenants[tenant])
+        elif ("tenant", tenant) in stored:
+            layers.append(stored_layer(stored["tenant", tenant]))
+        if key_id is not None and ("key", key_id) in stored:
+            layers.append(stored_layer(stored["key", key_id]))
+        merged = merge_layers(layers)
+        if merged is None:
+            return
+        try:
+            build_policy([load_pack(name) for name in merged[0]], merged[1])
+        except PolicyError as exc:
+            whose = f"key {key_id!r}" if key_id else f"tenant {tenant!r}"
+            raise AdminError(409, "conflict_error", f"the policy of {whose} would be invalid: {exc}") from None
+
+    async def list(self, scope: str | None = None, scope_id: str | None = None) -> list[dict[str, Any]]:
+        """The store's policies and the config file's, each with its source."""
+        where = _scope(scope) if scope else None
+        views = [policy_view(p) for p in await self.store.list_compliance_policies(where, scope_id)]
+        for kind, table in (("tenant", self.config.tenants), ("key", self.config.keys)):
+            if where in (None, kind):
+                views += [config_view(kind, name, layer) for name, layer in sorted(table.items())
+                          if scope_id in (None, name)]
+        return sorted(views, key=lambda v: (v["scope"], v["scope_id"], v["source"]))
+
+    async def get(self, scope: str, scope_id: str) -> dict[str, Any]:
+        found = await self.list(scope, scope_id)
+        if not found:
+            raise AdminError(404, "not_found_error", f"no compliance policy on {scope} {scope_id!r}")
+        return found[0]
+
+    async def delete(self, scope: str, scope_id: str) -> None:
+        where = _scope(scope)
+        if self._in_config(where, scope_id):
+            raise _set_in_file(where, scope_id)
+        with store_errors(f"no compliance policy on {where} {scope_id!r}"):
+            await self.store.delete_compliance_policy(where, scope_id)
+
+
+def _set_in_file(scope: str, scope_id: str) -> AdminError:
+    return AdminError(409, "conflict_error", f"the config file sets the compliance policy of {scope} {scope_id!r}: "
+                      "change it there")
+
+
+def policy_view(p: CompliancePolicy) -> dict[str, Any]:
+    return {"scope": p.scope, "scope_id": p.scope_id, "source": "admin",
+            "packs": None if p.packs is None else list(p.packs), "overrides": dict(sorted(p.overrides.items())),
+            "codewords": list(p.codewords), "updated_at": iso(p.updated_at)}
+
+
+def config_view(scope: str, scope_id: str, layer: PolicyConfig) -> dict[str, Any]:
+    return {"scope": scope, "scope_id": scope_id, "source": "config", "packs": layer.packs,
+            "overrides": dict(sorted(layer.overrides.items())), "codewords": list(layer.codewords),
+            "updated_at": None}
+
+
+def packs_view() -> list[dict[str, Any]]:
+    """The shipped packs: what a policy can select."""
+    out = []
+    for name in SHIPPED_PACKS:
+        pack = load_pack(name)
+        out.append({"name": pack.name, "version": pack.version, "description": pack.description,
+                    "actions": dict(sorted(pack.actions.items())), "route_label": pack.route_label,
+                    "audit_retention_days_min": pack.audit_retention_days_min})
+    return out

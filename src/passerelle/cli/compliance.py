@@ -1,0 +1,104 @@
+"""``passerelle compliance packs|policy``: the shipped packs, and the compliance policies of tenants and keys
+set at run time (the admin API's ``/admin/compliance/...``, over the configured store).
+
+    passerelle compliance packs
+    passerelle compliance policy set --scope tenant --id acme --packs finance,gdpr --override PHONE=mask
+    passerelle compliance policy list|show|delete ...
+
+Running gateways apply a change at their next poll of the store (``store.refresh_interval``).  Exit codes:
+0 done, 1 refused (not found, conflict, invalid input), 2 bad config or store unreachable.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from passerelle.admin.compliance import CompliancePolicies, packs_view, policy_view
+from passerelle.admin.report_format import text_table
+from passerelle.admin.service import AdminService, invalid
+from passerelle.admin.validation import split_list
+from passerelle.cli.admin_commands import Output, command_group, command_parser
+
+_COLUMNS = ("scope", "scope_id", "source", "packs", "overrides", "codewords")
+
+
+def _policies(admin: AdminService, a: argparse.Namespace) -> CompliancePolicies:
+    return CompliancePolicies(admin.store, a.loaded_config.compliance)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "(inherited)"
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={v}" for k, v in value.items()) or "-"
+    if isinstance(value, list):
+        return ", ".join(value) or "-"
+    return str(value)
+
+
+def _overrides(pairs: list[str] | None) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for pair in pairs or []:
+        entity, sep, action = pair.partition("=")
+        if not sep or not entity or not action:
+            raise invalid(f"--override: expected TYPE=ACTION, got {pair!r}")
+        out[entity.strip()] = action.strip()
+    return out
+
+
+async def packs(admin: AdminService, a: argparse.Namespace) -> Output:
+    views = packs_view()
+    rows = [[v["name"], v["version"], v["route_label"] or "-", str(v["audit_retention_days_min"]),
+             str(sum(1 for action in v["actions"].values() if action != "allow"))] for v in views]
+    return views, text_table(("name", "version", "route_label", "retention_min_days", "types_acted_on"), rows)
+
+
+async def policy_set(admin: AdminService, a: argparse.Namespace) -> Output:
+    chosen = None if a.packs is None else split_list(a.packs)
+    policy = await _policies(admin, a).put(a.scope, a.scope_id, chosen, _overrides(a.override), a.codeword or [])
+    view = policy_view(policy)
+    return view, (f"compliance policy of {view['scope']} {view['scope_id']}: packs {_cell(view['packs'])}; "
+                  f"overrides {_cell(view['overrides'])}; {len(view['codewords'])} codewords")
+
+
+async def policy_list(admin: AdminService, a: argparse.Namespace) -> Output:
+    views = await _policies(admin, a).list(a.scope, a.scope_id)
+    if not views:
+        return views, "no compliance policies"
+    rows = [[_cell(v[c]) if c != "codewords" else str(len(v[c])) for c in _COLUMNS] for v in views]
+    return views, text_table(_COLUMNS, rows)
+
+
+async def policy_show(admin: AdminService, a: argparse.Namespace) -> Output:
+    view = await _policies(admin, a).get(a.scope, a.scope_id)
+    return view, "\n".join(f"{name}: {_cell(value)}" for name, value in view.items())
+
+
+async def policy_delete(admin: AdminService, a: argparse.Namespace) -> Output:
+    await _policies(admin, a).delete(a.scope, a.scope_id)
+    return ({"scope": a.scope, "scope_id": a.scope_id, "deleted": True},
+            f"deleted the compliance policy of {a.scope} {a.scope_id}")
+
+
+def _target(p: argparse.ArgumentParser, required: bool = True) -> argparse.ArgumentParser:
+    p.add_argument("--scope", choices=("tenant", "key"), required=required)
+    p.add_argument("--id", dest="scope_id", required=required, help="the tenant id or key id")
+    return p
+
+
+def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    g = command_group(sub, "compliance", "the shipped packs; compliance policies of tenants and keys")
+    command_parser(g.add_parser("packs", help="the shipped packs and what they act on"), packs)
+    policy = g.add_parser("policy", help="set, list, show, delete the policy of a tenant or key")
+    actions = policy.add_subparsers(dest="policy_action", required=True)
+    p = _target(command_parser(actions.add_parser("set", help="create or replace the policy of a tenant or key"),
+                        policy_set))
+    p.add_argument("--packs", help="comma-separated packs (finance,health,defense,gdpr); omitted: inherit the "
+                                   "tenant's (a key) or the config's defaults (a tenant); empty: none")
+    p.add_argument("--override", action="append", metavar="TYPE=ACTION",
+                   help="the action for one entity type, e.g. PHONE=mask (repeatable)")
+    p.add_argument("--codeword", action="append", metavar="WORD", help="a programme name to find (repeatable)")
+    _target(command_parser(actions.add_parser("list"), policy_list), required=False)
+    _target(command_parser(actions.add_parser("show"), policy_show))
+    _target(command_parser(actions.add_parser("delete"), policy_delete))

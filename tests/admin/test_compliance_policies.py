@@ -1,0 +1,83 @@
+"""Compliance policies through the admin service, over both real stores: every refusal names its reason, the
+config file's policies cannot be overridden, and a tenant's new packs are checked with its keys' policies."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import pytest
+
+from passerelle.admin.compliance import CompliancePolicies, packs_view
+from passerelle.admin.service import AdminError
+from passerelle.config.schema import ComplianceConfig, PolicyConfig
+from passerelle.stores.base import Store
+from tests.stores.conftest import key, tenant
+
+NOW = 1_790_000_000.0
+CONFIG = ComplianceConfig(packs=["gdpr"], tenants={"filed": PolicyConfig(packs=["health"])},
+                          keys={"cfg-key": PolicyConfig(packs=["finance"])})
+
+
+@pytest.fixture
+async def policies(store: Store) -> CompliancePolicies:
+    for tenant_id in ("acme", "filed"):
+        await store.create_tenant(tenant(tenant_id))
+    await store.create_key(key("key_1", "acme"))
+    return CompliancePolicies(store, CONFIG, clock=lambda: NOW)
+
+
+async def refused(status: int, call: Any) -> str:
+    with pytest.raises(AdminError) as info:
+        await call
+    assert info.value.status == status, info.value.message
+    return info.value.message
+
+
+async def test_set_list_and_delete(policies: CompliancePolicies) -> None:
+    stored = await policies.put("tenant", "acme", ["finance", "finance"], {"EMAIL": "redact"}, ["Blue  Harbor"])
+    assert stored.packs == ("finance",) and stored.codewords == ("Blue Harbor",) and stored.updated_at == NOW
+    await policies.put("key", "key_1", None, {"PHONE": "allow"})
+    listed = await policies.list()
+    assert [(v["scope"], v["scope_id"], v["source"]) for v in listed] == [
+        ("key", "cfg-key", "config"), ("key", "key_1", "admin"), ("tenant", "acme", "admin"),
+        ("tenant", "filed", "config")]
+    assert (await policies.get("key", "key_1"))["packs"] is None
+    assert [v["scope_id"] for v in await policies.list("tenant")] == ["acme", "filed"]
+    await policies.delete("key", "key_1")
+    assert "not found" in await refused(404, policies.delete("key", "key_1"))
+    assert "no compliance policy" in await refused(404, policies.get("key", "key_1"))
+
+
+async def test_bad_input_is_refused_with_its_reason(policies: CompliancePolicies) -> None:
+    assert "unknown pack 'pci'" in await refused(400, policies.put("tenant", "acme", ["pci"]))
+    assert "unknown entity type 'CARD'" in await refused(400, policies.put("tenant", "acme", [], {"CARD": "block"}))
+    assert "unknown action 'drop'" in await refused(400, policies.put("tenant", "acme", [], {"EMAIL": "drop"}))
+    assert "one string" in await refused(400, policies.put("tenant", "acme", [], {}, "Blue Harbor"))
+    assert "scope" in await refused(400, policies.put("team", "acme/ml", ["gdpr"]))
+    assert "not found" in await refused(404, policies.put("tenant", "nobody", ["gdpr"]))
+    assert "not found" in await refused(404, policies.put("key", "key_404", ["gdpr"]))
+    assert await policies.store.list_compliance_policies() == []
+
+
+async def test_the_config_files_policies_are_changed_in_the_file(policies: CompliancePolicies,
+                                                                 store: Store) -> None:
+    assert "config file" in await refused(409, policies.put("tenant", "filed", ["finance"]))
+    assert "config file" in await refused(409, policies.delete("tenant", "filed"))
+    await store.create_key(dataclasses.replace(key("key_2", "acme"), name="cfg-key"))  # the file names it by name
+    assert "config file" in await refused(409, policies.put("key", "key_2", ["defense"]))
+
+
+async def test_layers_that_would_not_make_a_policy_are_refused(policies: CompliancePolicies) -> None:
+    # A 'route' action needs the label of a pack that routes; the key's override alone has none to use.
+    await policies.put("tenant", "acme", ["defense"])
+    await policies.put("key", "key_1", None, {"EMAIL": "route"})  # routes with the tenant's 'onprem' label
+    message = await refused(409, policies.put("tenant", "acme", ["gdpr"]))
+    assert "key 'key_1'" in message and "route_label" in message and "EMAIL" in message
+    assert (await policies.get("tenant", "acme"))["packs"] == ["defense"]
+
+
+def test_the_shipped_packs_are_listed_with_their_actions() -> None:
+    packs = {p["name"]: p for p in packs_view()}
+    assert set(packs) == {"finance", "health", "defense", "gdpr"}
+    assert packs["finance"]["actions"]["CREDIT_CARD"] and packs["defense"]["route_label"] == "onprem"
