@@ -13,11 +13,12 @@ from tests.console.conftest import ADMIN, csrf_of, login
 
 async def test_every_page_needs_a_session(anon: httpx.AsyncClient) -> None:
     for path in ("/console/", "/console/keys", "/console/usage", "/console/usage.csv", "/console/audit",
-                 "/console/compliance", "/console/skills", "/console/aiact"):
+                 "/console/compliance", "/console/policies", "/console/skills", "/console/aiact"):
         response = await anon.get(path)
         assert response.status_code == 303 and response.headers["location"] == "/console/login", path
-    response = await anon.post("/console/keys", data={"tenant": "default", "csrf": "x"})
-    assert response.status_code == 401
+    for path in ("/console/keys", "/console/policies"):
+        response = await anon.post(path, data={"tenant": "default", "scope": "tenant", "csrf": "x"})
+        assert response.status_code == 401
     assert (await anon.get("/console")).headers["location"] == "/console/"
 
 

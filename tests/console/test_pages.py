@@ -192,3 +192,32 @@ async def test_skills_marketplace_browse_verify_install(console: httpx.AsyncClie
                                                                 "scope": "tenant", "scope_id": "other", "csrf": token})
     assert wrong.status_code == 400
     assert len(await registry.installs("acme")) == 1
+
+
+async def test_compliance_policies_are_set_listed_and_deleted(console: httpx.AsyncClient, app: App) -> None:
+    await admin(app).create_tenant("bank")
+    created = await new_key(app, "bank")
+    marked = "SECRET//NOFORN\nThe range schedule is attached."
+    assert (await chat(console, created.secret, marked)).status_code == 200  # no policy yet
+    page = await console.get("/console/policies")
+    assert page.status_code == 200 and "No tenant or key has a policy of its own." in page.text
+    assert "CLASSIFICATION_MARKING=block" in page.text  # the shipped packs and what they act on
+    token = csrf_of(page)
+    saved = await console.post("/console/policies", data={
+        "scope": "key", "scope_id": created.key.id, "packs": "defense", "overrides": "EMAIL=redact",
+        "codewords": "Blue Harbor\n\nKestrel Veil", "csrf": token})
+    assert saved.status_code == 200 and f"Policy of key {created.key.id} saved." in saved.text
+    assert "EMAIL=redact" in saved.text and "Blue Harbor" not in saved.text  # codewords are counted, not shown
+    assert (await chat(console, created.secret, marked)).status_code == 403  # applied at once
+    refused = await console.post("/console/policies", data={"scope": "tenant", "scope_id": "bank", "packs": "pci",
+                                                             "csrf": token})
+    assert refused.status_code == 400 and "unknown pack" in refused.text
+    bad_pair = await console.post("/console/policies", data={"scope": "tenant", "scope_id": "bank",
+                                                              "overrides": "EMAIL", "csrf": token})
+    assert bad_pair.status_code == 400 and "TYPE=ACTION" in bad_pair.text
+    deleted = await console.post("/console/policies/delete", data={"scope": "key", "scope_id": created.key.id,
+                                                                   "csrf": token})
+    assert deleted.status_code == 200 and "deleted" in deleted.text
+    assert (await chat(console, created.secret, marked)).status_code == 200
+    assert (await console.post("/console/policies/delete", data={"scope": "key", "scope_id": created.key.id})
+            ).status_code == 403  # no CSRF token

@@ -152,9 +152,19 @@ def test_console_in_chromium(gateway: Server, tmp_path: Path) -> None:
             page.wait_for_selector("#switch-notice")
             assert "credit-scoring is resumed" in page.inner_text("#switch-notice")
 
+            page.goto(gateway.url + "/console/policies")  # a policy set in the browser, for the tenant made above
+            page.select_option("form[action='/console/policies'] select[name=scope]", "tenant")
+            page.fill("form[action='/console/policies'] input[name=scope_id]", "acme")
+            page.fill("form[action='/console/policies'] input[name=packs]", "finance,gdpr")
+            page.fill("form[action='/console/policies'] input[name=overrides]", "PHONE=mask")
+            page.click("form[action='/console/policies'] button")
+            page.wait_for_selector("text=Policy of tenant acme saved.")
+            assert "finance, gdpr" in page.locator("tr", has_text="acme").inner_text()
+
             for path, name, expected in (("/console/", "overview", "Requests per day"),
                                          ("/console/audit", "audit", "Verify the whole chain"),
                                          ("/console/compliance", "compliance", "Findings per day"),
+                                         ("/console/policies", "policies", "Shipped packs"),
                                          ("/console/skills", "skills", "Skills marketplace")):
                 page.goto(gateway.url + path)
                 assert expected in page.content(), path

@@ -21,6 +21,8 @@ from passerelle.pipeline.auth import Principal, digest
 from passerelle.pipeline.compliance import ComplianceStage
 from passerelle.server.app import App, create_app
 from passerelle.stores.records import CompliancePolicy
+from tests.pipeline.conftest import ADMIN as HARNESS_ADMIN
+from tests.pipeline.conftest import a_headers, anthropic_body
 from tests.pipeline.test_compliance import CARD, MARKED, NIR, PROMPT, assert_protected
 from tests.support.inprocess import RecordingUpstream, sdk_http
 
@@ -176,3 +178,21 @@ async def test_an_update_older_than_the_last_applied_changes_nothing() -> None:
     assert compiled is not None and compiled[0].packs == ("defense",)  # the tenant's policy is gone
     await stage.update(7, [])
     assert not stage.enabled and stage.policy_for(who) is None
+
+
+async def test_a_policy_in_either_store_blocks_and_its_deletion_lifts_it(make_harness: Any) -> None:
+    """The same through the embedded store and through PostgreSQL + Redis (the harness's two backends)."""
+    harness = await make_harness()
+    await harness.tenant("bank")
+    secret, key_id = await harness.key("bank")
+    auth = {"x-api-key": HARNESS_ADMIN}
+    body = anthropic_body(MARKED)
+    assert (await harness.client.post("/v1/messages", json=body, headers=a_headers(secret))).status_code == 200
+    put = await harness.client.put(f"/admin/compliance/policies/key/{key_id}", json={"packs": ["defense"]},
+                                   headers=auth)
+    assert put.status_code == 200, put.text
+    blocked = await harness.client.post("/v1/messages", json=body, headers=a_headers(secret))
+    assert blocked.status_code == 403 and "CLASSIFICATION_MARKING" in blocked.json()["error"]["message"]
+    assert (await harness.client.delete(f"/admin/compliance/policies/key/{key_id}", headers=auth)).status_code == 200
+    assert (await harness.client.post("/v1/messages", json=body, headers=a_headers(secret))).status_code == 200
+    assert await harness.gw.store.list_compliance_policies() == []

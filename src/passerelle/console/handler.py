@@ -9,7 +9,15 @@ from importlib import resources
 from urllib.parse import parse_qsl
 
 from passerelle.admin.service import AdminError, AdminService
-from passerelle.console import pages_aiact, pages_audit, pages_keys, pages_overview, pages_skills, pages_usage
+from passerelle.console import (
+    pages_aiact,
+    pages_audit,
+    pages_keys,
+    pages_overview,
+    pages_policies,
+    pages_skills,
+    pages_usage,
+)
 from passerelle.console.html import Html, field, form, hidden, page, tag
 from passerelle.console.http import Ctx, Response, cookies, html_response, is_https, parse_form, redirect, set_cookie
 from passerelle.console.session import COOKIE, LIFETIME_S, LOGIN_COOKIE, Sessions
@@ -33,6 +41,9 @@ PAGES: dict[tuple[str, str], PageFn] = {
     ("GET", "/console/audit"): pages_audit.audit,
     ("POST", "/console/audit/verify"): pages_audit.verify,
     ("GET", "/console/compliance"): pages_audit.compliance,
+    ("GET", "/console/policies"): pages_policies.policies,
+    ("POST", "/console/policies"): pages_policies.put_policy,
+    ("POST", "/console/policies/delete"): pages_policies.delete_policy,
     ("GET", "/console/skills"): pages_skills.skills,
     ("GET", "/console/skills/show"): pages_skills.skill_detail,
     ("POST", "/console/skills/install"): pages_skills.install_skill,

@@ -93,7 +93,8 @@ def form(action: str, body: Html, csrf: str | None, method: str = "post", button
 
 
 NAV = (("/console/", "Overview"), ("/console/keys", "Keys & budgets"), ("/console/usage", "Usage"),
-       ("/console/audit", "Audit log"), ("/console/compliance", "Compliance"), ("/console/skills", "Skills"),
+       ("/console/audit", "Audit log"), ("/console/compliance", "Compliance"),
+       ("/console/policies", "Policies"), ("/console/skills", "Skills"),
        ("/console/aiact", "AI Act"))
 
 

@@ -16,7 +16,7 @@ STATUSES = (("", "any status"), ("active", "active"), ("revoked", "revoked"), ("
 SCOPES = (("tenant", "tenant"), ("team", "team"), ("key", "key"))
 
 
-async def _changed(ctx: Ctx) -> None:
+async def changed(ctx: Ctx) -> None:
     try:
         await ctx.gw.policies.refresh()
     except Exception as exc:  # written; the background poll picks it up
@@ -87,7 +87,7 @@ async def create_key(ctx: Ctx) -> Response:
     models = [m.strip() for m in ctx.arg("models").split(",") if m.strip()]
     created = await ctx.admin.create_key(ctx.opt("tenant"), ctx.opt("team"), ctx.arg("name"), models, (),
                                          ctx.opt("expires"))
-    await _changed(ctx)
+    await changed(ctx)
     log("admin_key_created", key_id=created.key.id, tenant=created.key.tenant_id, prefix=created.key.prefix,
         via="console")
     notice = tag("div", tag("p", f"Key {created.key.id} created. Copy its secret now: it is shown only once.")
@@ -99,14 +99,14 @@ async def create_key(ctx: Ctx) -> Response:
 
 async def create_tenant(ctx: Ctx) -> Response:
     tenant = await ctx.admin.create_tenant(ctx.arg("id"), ctx.opt("name"))
-    await _changed(ctx)
+    await changed(ctx)
     ctx.query = {}
     return await keys(ctx, tag("p", f"Tenant {tenant.id} created.", class_="notice"), 201)
 
 
 async def revoke_key(ctx: Ctx) -> Response:
     key = await ctx.admin.revoke_key(ctx.arg("key_id"))
-    await _changed(ctx)
+    await changed(ctx)
     log("admin_key_revoked", key_id=key.id, tenant=key.tenant_id, via="console")
     ctx.query = {}
     return await keys(ctx, tag("p", f"Key {key.id} revoked.", class_="notice"))
@@ -119,7 +119,7 @@ def _int(ctx: Ctx, name: str) -> int | None:
 async def put_budget(ctx: Ctx) -> Response:
     budget = await ctx.admin.put_budget(ctx.arg("scope"), ctx.arg("scope_id"), ctx.arg("limit_usd"),
                                         ctx.arg("period", "month"), ctx.arg("mode", "hard"), None, ctx.opt("id"))
-    await _changed(ctx)
+    await changed(ctx)
     ctx.query = {}
     return await keys(ctx, tag("p", f"Budget {budget.id} saved: {budget.limit_usd} USD per {budget.period} on "
                                     f"{budget.scope} {budget.scope_id}.", class_="notice"))
@@ -128,6 +128,6 @@ async def put_budget(ctx: Ctx) -> Response:
 async def put_rate_limit(ctx: Ctx) -> Response:
     limit = await ctx.admin.put_rate_limit(ctx.arg("scope"), ctx.arg("scope_id"), ctx.opt("model"), _int(ctx, "rpm"),
                                            _int(ctx, "tpm"), _int(ctx, "concurrent"), ctx.opt("id"))
-    await _changed(ctx)
+    await changed(ctx)
     ctx.query = {}
     return await keys(ctx, tag("p", f"Rate limit {limit.id} saved.", class_="notice"))
