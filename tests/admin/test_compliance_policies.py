@@ -4,13 +4,19 @@ config file's policies cannot be overridden, and a tenant's new packs are checke
 from __future__ import annotations
 
 import dataclasses
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from passerelle.admin.compliance import CompliancePolicies, packs_view
 from passerelle.admin.service import AdminError
-from passerelle.config.schema import ComplianceConfig, PolicyConfig
+from passerelle.audit.chain import GENESIS, averify
+from passerelle.audit.sqlite import SQLiteAuditStore
+from passerelle.audit.writer import AuditLog
+from passerelle.compliance.policy import load_pack
+from passerelle.config.schema import AuditConfig, ComplianceConfig, PolicyConfig
 from passerelle.stores.base import Store
 from tests.stores.conftest import key, tenant
 
@@ -81,3 +87,31 @@ def test_the_shipped_packs_are_listed_with_their_actions() -> None:
     packs = {p["name"]: p for p in packs_view()}
     assert set(packs) == {"finance", "health", "defense", "gdpr"}
     assert packs["finance"]["actions"]["CREDIT_CARD"] and packs["defense"]["route_label"] == "onprem"
+
+
+async def test_every_change_is_audited_without_the_codewords(store: Store, tmp_path: Path) -> None:
+    audit = AuditLog(SQLiteAuditStore(tmp_path / "audit.db"), AuditConfig())
+    await store.create_tenant(tenant("bank"))
+    await store.create_key(key("key_9", "bank"))
+    policies = CompliancePolicies(store, CONFIG, audit, actor="alice", clock=lambda: NOW)
+    await policies.put("tenant", "bank", ["finance", "defense"], {"PHONE": "mask"}, ["Blue Harbor", "Opal"])
+    await policies.put("key", "key_9", None, {"EMAIL": "redact"})
+    await policies.delete("key", "key_9")
+    with pytest.raises(AdminError):
+        await policies.put("tenant", "bank", ["pci"])  # refused: nothing audited
+    assert audit.store is not None
+    async with audit.store.snapshot() as view:
+        records = [r async for r in view.records()]
+    assert [(r.decision, r.tenant_id, r.key_id, r.route, r.extra["policy"]) for r in records] == [
+        ("policy_set", "bank", "alice", "admin", "tenant:bank"), ("policy_set", "bank", "alice", "admin", "key:key_9"),
+        ("policy_deleted", "bank", "alice", "admin", "key:key_9")]
+    first = records[0]
+    assert first.packs == {"finance": load_pack("finance").version, "defense": load_pack("defense").version}
+    assert first.extra["codewords"] == 2 and first.extra["overrides"] == {"PHONE": "mask"}
+    assert first.retention_days == 365 and len(first.prompt_sha256) == 64
+    assert records[1].extra["packs"] is None and not records[1].packs
+    exported = json.dumps([dataclasses.asdict(r) for r in records])
+    assert "Blue Harbor" not in exported and "Opal" not in exported
+    async with audit.store.snapshot() as view:
+        assert (await averify(view.records(), GENESIS)).ok
+    await audit.aclose()

@@ -3,9 +3,12 @@ programs, exit 1 with the admin API's error object for a refusal."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
+from passerelle.audit.writer import open_audit_store
+from passerelle.config import load_config
 from tests.cli.test_admin_commands import as_json, run
 
 
@@ -25,7 +28,10 @@ def test_set_list_show_delete(tmp_path: Path) -> None:
     table = run(home, "compliance", "policy", "list").stdout
     assert "finance, gdpr" in table and "(inherited)" in table and "Blue Harbor" not in table  # a count only
     assert "PHONE=mask" in run(home, "compliance", "policy", "show", "--scope", "tenant", "--id", "bank").stdout
-    run(home, "compliance", "policy", "delete", "--scope", "key", "--id", key_id)
+    run(home, "compliance", "policy", "delete", "--scope", "key", "--id", key_id, "--actor", "ops")
+    assert asyncio.run(_admin_records(home)) == [("policy_set", "cli", "tenant:bank"),
+                                                 ("policy_set", "cli", f"key:{key_id}"),
+                                                 ("policy_deleted", "ops", f"key:{key_id}")]
     assert [p["scope"] for p in as_json(home, "compliance", "policy", "list", "--scope", "key")] == []
     packs = as_json(home, "compliance", "packs")
     assert [p["name"] for p in packs] == ["finance", "health", "defense", "gdpr"]
@@ -50,3 +56,13 @@ def test_refusals_exit_1_with_the_admin_apis_error(tmp_path: Path) -> None:
     assert "config file" in refused.stderr
     listed = as_json(home, "compliance", "policy", "list", config=config)
     assert [(p["scope_id"], p["source"]) for p in listed] == [("bank", "config")]
+
+
+async def _admin_records(home: Path) -> list[tuple[str, str, object]]:
+    """The audit records of the changes, read from the data directory the commands used."""
+    store = await open_audit_store(load_config(None, env={}), home)
+    try:
+        async with store.snapshot() as view:
+            return [(r.decision, r.key_id, r.extra["policy"]) async for r in view.records() if r.route == "admin"]
+    finally:
+        await store.aclose()

@@ -100,8 +100,13 @@ async def test_a_policy_set_at_run_time_protects_the_next_request(instances: lis
     assert await ask(gw, secret) == PROMPT and NIR in upstream.last_text()  # no compliance configured: as sent
 
     policy = {"packs": ["gdpr", "finance"], "overrides": {"CREDIT_CARD": "pseudonymize"}}
-    stored = await admin(gw, "PUT", "/admin/compliance/policies/tenant/bank", policy)
-    assert stored["packs"] == ["gdpr", "finance"] and stored["source"] == "admin"
+    put = await gw.put("/admin/compliance/policies/tenant/bank", json=policy,
+                       headers={**AUTH, "x-passerelle-actor": "bob"})
+    assert put.status_code == 200 and put.json()["packs"] == ["gdpr", "finance"] and put.json()["source"] == "admin"
+    audit = gw._transport.app.gateway.audit.store  # type: ignore[attr-defined]
+    async with audit.snapshot() as view:  # committed before the answer
+        changes = [(r.decision, r.key_id, r.extra["policy"]) async for r in view.records() if r.route == "admin"]
+    assert changes == [("policy_set", "bob", "tenant:bank")]
     assert await ask(gw, secret) == PROMPT  # the answer comes back restored...
     assert_protected(upstream.last_text())  # ...from an upstream that only saw surrogates
 

@@ -9,16 +9,25 @@ A policy is checked whole before it is stored: known packs, entity types and act
 the policy it makes once layered under the config's defaults and the tenant's policy (a tenant's new packs
 are checked with each of its keys' policies too: two packs that route to different labels are refused here,
 not on a caller's request).
+
+Every change is evidence: with an audit log, it appends one record to the hash chain (route ``admin``, decision
+``policy_set`` or ``policy_deleted``, the actor, the packs and their versions, the overrides, how many codewords,
+and the SHA-256 of the whole policy, never the codewords themselves), committed before the change is answered.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 from passerelle.admin.report_format import iso
 from passerelle.admin.service import AdminError, invalid, store_errors
+from passerelle.audit.records import AuditEvent
+from passerelle.audit.writer import AuditLog
 from passerelle.compliance.detectors.codewords import normalise
 from passerelle.compliance.policy import SHIPPED_PACKS, PolicyError, build_policy, check_layer, load_pack
 from passerelle.config.schema import ComplianceConfig, PolicyConfig
@@ -39,9 +48,12 @@ def _scope(value: str) -> PolicyScope:
 class CompliancePolicies:
     """The admin operations on compliance policies, over the store and the config's own policies."""
 
-    def __init__(self, store: Store, config: ComplianceConfig, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, store: Store, config: ComplianceConfig, audit: AuditLog | None = None, actor: str = "admin",
+                 clock: Callable[[], float] = time.time) -> None:
         self.store = store
         self.config = config
+        self.audit = audit  # changes are audited when it is enabled
+        self.actor = actor.strip()[:200] or "admin"  # who asked: kept in the audit record
         self.clock = clock
 
     def _in_config(self, scope: PolicyScope, scope_id: str, key_name: str | None = None) -> bool:
@@ -78,7 +90,9 @@ class CompliancePolicies:
                 if self._in_config("key", scope_id, key.name):
                     raise _set_in_file("key", scope_id)
                 self._check_layers(key.tenant_id, key.id, stored)
-            return await self.store.put_compliance_policy(policy)
+            await self.store.put_compliance_policy(policy)
+        await self._audit("policy_set", policy, scope_id if where == "tenant" else key.tenant_id)
+        return policy
 
     def _check_layers(self, tenant: str, key_id: str | None,
                       stored: dict[tuple[str, str], CompliancePolicy]) -> None:
@@ -120,7 +134,24 @@ class CompliancePolicies:
         if self._in_config(where, scope_id):
             raise _set_in_file(where, scope_id)
         with store_errors(f"no compliance policy on {where} {scope_id!r}"):
+            tenant = scope_id if where == "tenant" else (await self.store.get_key(scope_id)).tenant_id
             await self.store.delete_compliance_policy(where, scope_id)
+        await self._audit("policy_deleted", CompliancePolicy(where, scope_id, updated_at=self.clock()), tenant)
+
+    async def _audit(self, decision: str, policy: CompliancePolicy, tenant: str) -> None:
+        if self.audit is None or not self.audit.enabled:
+            return
+        packs = [load_pack(name) for name in policy.packs or ()]
+        whole = json.dumps(policy_view(policy), sort_keys=True, ensure_ascii=False).encode()
+        self.audit.append(AuditEvent(
+            request_id="adm_" + uuid.uuid4().hex, time=policy.updated_at, tenant_id=tenant, team_id=None,
+            key_id=self.actor, route="admin", purpose=None, model="-", deployment=None, upstream_model=None,
+            packs={p.name: p.version for p in packs}, findings=[], decision=decision, status=200, input_tokens=0,
+            output_tokens=0, prompt_sha256=hashlib.sha256(whole).hexdigest(), answer_sha256=None,
+            retention_days=max((p.audit_retention_days_min for p in packs), default=0),
+            extra={"policy": policy.id, "packs": None if policy.packs is None else list(policy.packs),
+                   "overrides": dict(sorted(policy.overrides.items())), "codewords": len(policy.codewords)}))
+        await self.audit.flush()  # a policy change is evidence: committed before it is answered
 
 
 def _set_in_file(scope: str, scope_id: str) -> AdminError:

@@ -12,19 +12,35 @@ Running gateways apply a change at their next poll of the store (``store.refresh
 from __future__ import annotations
 
 import argparse
+import contextlib
+from collections.abc import AsyncIterator
 from typing import Any
 
 from passerelle.admin.compliance import CompliancePolicies, packs_view, policy_view
 from passerelle.admin.report_format import text_table
 from passerelle.admin.service import AdminService, invalid
 from passerelle.admin.validation import split_list
+from passerelle.audit.writer import AuditLog
 from passerelle.cli.admin_commands import Output, command_group, command_parser
+from passerelle.cli.serve import resolve_home
 
 _COLUMNS = ("scope", "scope_id", "source", "packs", "overrides", "codewords")
 
 
-def _policies(admin: AdminService, a: argparse.Namespace) -> CompliancePolicies:
-    return CompliancePolicies(admin.store, a.loaded_config.compliance)
+def _policies(admin: AdminService, a: argparse.Namespace, audit: AuditLog | None = None) -> CompliancePolicies:
+    return CompliancePolicies(admin.store, a.loaded_config.compliance, audit, getattr(a, "actor", "cli"))
+
+
+@contextlib.asynccontextmanager
+async def _audited(a: argparse.Namespace) -> AsyncIterator[AuditLog]:
+    """The audit log a change is recorded in (as the gateway's own changes are), closed once it is written."""
+    from passerelle.audit import open_audit
+
+    audit = await open_audit(a.loaded_config, resolve_home(a, a.loaded_config))
+    try:
+        yield audit
+    finally:
+        await audit.aclose()
 
 
 def _cell(value: Any) -> str:
@@ -56,7 +72,9 @@ async def packs(admin: AdminService, a: argparse.Namespace) -> Output:
 
 async def policy_set(admin: AdminService, a: argparse.Namespace) -> Output:
     chosen = None if a.packs is None else split_list(a.packs)
-    policy = await _policies(admin, a).put(a.scope, a.scope_id, chosen, _overrides(a.override), a.codeword or [])
+    async with _audited(a) as audit:
+        policy = await _policies(admin, a, audit).put(a.scope, a.scope_id, chosen, _overrides(a.override),
+                                                      a.codeword or [])
     view = policy_view(policy)
     return view, (f"compliance policy of {view['scope']} {view['scope_id']}: packs {_cell(view['packs'])}; "
                   f"overrides {_cell(view['overrides'])}; {len(view['codewords'])} codewords")
@@ -76,7 +94,8 @@ async def policy_show(admin: AdminService, a: argparse.Namespace) -> Output:
 
 
 async def policy_delete(admin: AdminService, a: argparse.Namespace) -> Output:
-    await _policies(admin, a).delete(a.scope, a.scope_id)
+    async with _audited(a) as audit:
+        await _policies(admin, a, audit).delete(a.scope, a.scope_id)
     return ({"scope": a.scope, "scope_id": a.scope_id, "deleted": True},
             f"deleted the compliance policy of {a.scope} {a.scope_id}")
 
@@ -93,12 +112,14 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     policy = g.add_parser("policy", help="set, list, show, delete the policy of a tenant or key")
     actions = policy.add_subparsers(dest="policy_action", required=True)
     p = _target(command_parser(actions.add_parser("set", help="create or replace the policy of a tenant or key"),
-                        policy_set))
+                               policy_set))
     p.add_argument("--packs", help="comma-separated packs (finance,health,defense,gdpr); omitted: inherit the "
                                    "tenant's (a key) or the config's defaults (a tenant); empty: none")
     p.add_argument("--override", action="append", metavar="TYPE=ACTION",
                    help="the action for one entity type, e.g. PHONE=mask (repeatable)")
     p.add_argument("--codeword", action="append", metavar="WORD", help="a programme name to find (repeatable)")
+    p.add_argument("--actor", default="cli", help="who makes the change (kept in the audit log)")
     _target(command_parser(actions.add_parser("list"), policy_list), required=False)
     _target(command_parser(actions.add_parser("show"), policy_show))
-    _target(command_parser(actions.add_parser("delete"), policy_delete))
+    _target(command_parser(actions.add_parser("delete"), policy_delete)).add_argument(
+        "--actor", default="cli", help="who makes the change (kept in the audit log)")

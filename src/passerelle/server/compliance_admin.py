@@ -8,7 +8,8 @@
 
 Refusals: 400 (an unknown pack, type or action, a bad codeword list), 404 (no such tenant, key or policy),
 409 (the config file sets that policy, or the layered policy would be invalid).  A write applies on this
-instance at once, on the others within ``store.refresh_interval``.
+instance at once, on the others within ``store.refresh_interval``, and is audited (``x-passerelle-actor``
+names who made it; default ``admin``).
 """
 
 from __future__ import annotations
@@ -27,7 +28,9 @@ Op = Callable[["Call"], Awaitable[Reply]]
 
 
 def _policies(c: Call) -> CompliancePolicies:
-    return CompliancePolicies(c.gw.store, c.gw.config.compliance)
+    # Changes are audited under the caller's name for them (x-passerelle-actor), as the AI Act switches are.
+    return CompliancePolicies(c.gw.store, c.gw.config.compliance, c.gw.audit,
+                              c.headers.get("x-passerelle-actor", "admin"))
 
 
 async def list_packs(c: Call) -> Reply:
