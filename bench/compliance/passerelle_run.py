@@ -23,9 +23,11 @@ def build() -> tuple[Any, float]:
 
 
 def finance_types() -> frozenset[str]:
-    from passerelle.cli.scan import PACKS
+    from passerelle.cli.scan import pack_types
 
-    return PACKS["finance"]
+    types = pack_types("finance")
+    assert types is not None
+    return types
 
 
 def scan_corpus(engine: Any, samples: Sequence[Sample], types: Collection[str] | None = None

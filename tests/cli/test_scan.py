@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from passerelle.cli.scan import PACK_NAMES, pack_types
+from passerelle.compliance.policy import SHIPPED_PACKS, load_pack
 from tests.support.processes import SRC
 
 CARD = "4111 1111 1111 1111"
@@ -39,8 +41,16 @@ def test_stdin_and_packs_narrow_the_types() -> None:
     out = json.loads(scan("--packs", "finance", "--json", "-", stdin=TEXT).stdout)
     assert {f["type"] for f in out["findings"]} == {"CREDIT_CARD", "IBAN", "SECRET"}
     out = json.loads(scan("--packs", "gdpr,health", "--json", stdin=TEXT).stdout)
-    assert {"EMAIL", "CREDIT_CARD", "IBAN"} <= {f["type"] for f in out["findings"]}
-    assert "SECRET" not in {f["type"] for f in out["findings"]}
+    assert {"EMAIL", "CREDIT_CARD", "IBAN", "SECRET"} <= {f["type"] for f in out["findings"]}
+    out = json.loads(scan("--packs", "defense", "--json", stdin=TEXT).stdout)
+    assert {f["type"] for f in out["findings"]} == {"SECRET"}  # the types the shipped pack lists, no other
+
+
+def test_packs_are_the_shipped_pack_files() -> None:
+    """``--packs`` reads the same pack files as the gateway: a scan reports what a policy would act on."""
+    assert PACK_NAMES.split(",") == list(SHIPPED_PACKS)
+    for name in SHIPPED_PACKS:
+        assert pack_types(name) == frozenset(load_pack(name).actions)
 
 
 def test_plain_output_shows_types_and_positions_never_values() -> None:
@@ -71,3 +81,9 @@ def test_bad_input_is_refused_without_echoing_it(tmp_path: Path) -> None:
     path.write_bytes("carte bancaire nº 4111111111111111 \xe9".encode("latin-1"))
     assert "not UTF-8" in scan(str(path), code=2).stderr
     assert "cannot read" in scan(str(tmp_path / "missing.txt"), code=2).stderr
+    # Asked for JSON, a program gets the error as JSON too (the admin API's error object), the exit code unchanged.
+    for args, stdin, words in ((["--json", "--packs", "banking"], TEXT, "unknown pack"),
+                               (["--jsonl"], "{oops\n", "line 1: not JSON"),
+                               (["--json", str(tmp_path / "missing.txt")], "", "cannot read")):
+        error = json.loads(scan(*args, stdin=stdin, code=2).stderr)["error"]
+        assert error["type"] == "invalid_request_error" and words in error["message"]

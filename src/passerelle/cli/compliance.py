@@ -14,20 +14,24 @@ from __future__ import annotations
 import argparse
 import contextlib
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from passerelle.admin.compliance import CompliancePolicies, packs_view, policy_view
 from passerelle.admin.report_format import text_table
 from passerelle.admin.service import AdminService, invalid
 from passerelle.admin.validation import split_list
-from passerelle.audit.writer import AuditLog
 from passerelle.cli.admin_commands import Output, command_group, command_parser
 from passerelle.cli.serve import resolve_home
+
+if TYPE_CHECKING:  # the detectors load when a command runs: the other commands do not pay for them
+    from passerelle.admin.compliance import CompliancePolicies
+    from passerelle.audit.writer import AuditLog
 
 _COLUMNS = ("scope", "scope_id", "source", "packs", "overrides", "codewords")
 
 
 def _policies(admin: AdminService, a: argparse.Namespace, audit: AuditLog | None = None) -> CompliancePolicies:
+    from passerelle.admin.compliance import CompliancePolicies
+
     return CompliancePolicies(admin.store, a.loaded_config.compliance, audit, getattr(a, "actor", "cli"))
 
 
@@ -64,6 +68,8 @@ def _overrides(pairs: list[str] | None) -> dict[str, str]:
 
 
 async def packs(admin: AdminService, a: argparse.Namespace) -> Output:
+    from passerelle.admin.compliance import packs_view
+
     views = packs_view()
     rows = [[v["name"], v["version"], v["route_label"] or "-", str(v["audit_retention_days_min"]),
              str(sum(1 for action in v["actions"].values() if action != "allow"))] for v in views]
@@ -75,6 +81,8 @@ async def policy_set(admin: AdminService, a: argparse.Namespace) -> Output:
     async with _audited(a) as audit:
         policy = await _policies(admin, a, audit).put(a.scope, a.scope_id, chosen, _overrides(a.override),
                                                       a.codeword or [])
+    from passerelle.admin.compliance import policy_view
+
     view = policy_view(policy)
     return view, (f"compliance policy of {view['scope']} {view['scope_id']}: packs {_cell(view['packs'])}; "
                   f"overrides {_cell(view['overrides'])}; {len(view['codewords'])} codewords")

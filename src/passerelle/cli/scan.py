@@ -17,26 +17,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from passerelle.cli.options import report_error
+
 if TYPE_CHECKING:  # the engine is imported when the command runs: other commands do not pay for it
     from passerelle.compliance import Finding
 
-# Entity types per pack, until the policy packs ship as data files.
-PACKS: dict[str, frozenset[str]] = {
-    # PCI DSS card data, bank and company identifiers, credentials.
-    "finance": frozenset({"CREDIT_CARD", "CARD_CVV", "CARD_EXPIRY", "IBAN", "SWIFT_BIC", "US_ABA_ROUTING",
-                          "BANK_ACCOUNT", "CRYPTO_WALLET", "EU_VAT", "FR_SIREN", "FR_SIRET", "SECRET"}),
-    # HIPAA Safe Harbor identifiers, the French NIR and health identifiers.
-    "health": frozenset({"PERSON", "LOCATION", "STREET_ADDRESS", "DATE_OF_BIRTH", "PHONE", "EMAIL", "URL",
-                         "IP_ADDRESS", "MAC_ADDRESS", "US_SSN", "US_ITIN", "MEDICAL_RECORD_NUMBER",
-                         "HEALTH_INSURANCE_ID", "BANK_ACCOUNT", "CREDIT_CARD", "DRIVER_LICENSE", "PASSPORT",
-                         "US_NPI", "US_DEA", "ICD10_CODE", "FR_NIR", "UK_NHS", "UK_NINO"}),
-    # Classification markings, export-control notices, the tenant's codewords.
-    "defense": frozenset({"CLASSIFICATION_MARKING", "EXPORT_CONTROL", "CODEWORD"}),
-    # Baseline personal data.
-    "gdpr": frozenset({"PERSON", "DATE_OF_BIRTH", "LOCATION", "STREET_ADDRESS", "EMAIL", "PHONE", "IP_ADDRESS",
-                       "MAC_ADDRESS", "US_SSN", "US_ITIN", "FR_NIR", "UK_NHS", "UK_NINO", "PASSPORT",
-                       "DRIVER_LICENSE", "IBAN", "CREDIT_CARD", "BANK_ACCOUNT"}),
-}
+PACK_NAMES = "finance,health,defense,gdpr"  # compliance.policy.SHIPPED_PACKS (a test holds them equal)
 
 
 class InputError(Exception):
@@ -44,14 +30,18 @@ class InputError(Exception):
 
 
 def pack_types(packs: str | None) -> frozenset[str] | None:
-    """The union of the named packs' types; None (every detector) without --packs."""
+    """Every entity type the named shipped packs list (the ones they allow too: a scan reports, the gateway
+    decides); None (every detector) without --packs."""
     if packs is None:
         return None
+    from passerelle.compliance.policy import SHIPPED_PACKS, load_pack
+
     names = [name.strip() for name in packs.split(",") if name.strip()]
-    unknown = [name for name in names if name not in PACKS]
+    unknown = [name for name in names if name not in SHIPPED_PACKS]
     if unknown or not names:
-        raise InputError(f"unknown pack {', '.join(unknown) or '(none given)'}; choose from {', '.join(PACKS)}")
-    return frozenset().union(*(PACKS[name] for name in names))
+        raise InputError(f"unknown pack {', '.join(unknown) or '(none given)'}; choose from "
+                         f"{', '.join(SHIPPED_PACKS)}")
+    return frozenset().union(*(load_pack(name).actions for name in names))
 
 
 def finding_view(f: Finding) -> dict[str, Any]:
@@ -109,8 +99,11 @@ def run(args: argparse.Namespace) -> int:
         types = pack_types(args.packs)
         content = _read(args.file)
         records = list(_records(content)) if args.jsonl else None
-    except InputError as exc:
-        print(f"passerelle scan: {exc}", file=sys.stderr)
+    except InputError as exc:  # exit 2 as before; a program asking for JSON gets the admin API's error object
+        if args.json or args.jsonl:
+            report_error(True, "invalid_request_error", f"scan: {exc}")
+        else:
+            print(f"passerelle scan: {exc}", file=sys.stderr)
         return 2
     from passerelle.compliance import Engine
     from passerelle.compliance.detectors import default_detectors
@@ -133,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("scan", help="find sensitive data in UTF-8 text (types and positions, never values)")
     p.add_argument("file", nargs="?", default="-", metavar="FILE|-", help="the text to scan (default: stdin)")
-    p.add_argument("--packs", help="only the types of these packs, comma-separated: " + ",".join(PACKS)
+    p.add_argument("--packs", help="only the types these packs list, comma-separated: " + PACK_NAMES
                    + " (default: every detector)")
     output = p.add_mutually_exclusive_group()
     output.add_argument("--json", action="store_true", help='print {"findings": [{type, subtype, start, end, score}]}')
