@@ -18,6 +18,7 @@ from passerelle.audit.writer import AuditLog
 from passerelle.compliance.policy import load_pack
 from passerelle.config.schema import AuditConfig, ComplianceConfig, PolicyConfig
 from passerelle.stores.base import Store
+from passerelle.stores.records import CompliancePolicy
 from tests.stores.conftest import key, tenant
 
 NOW = 1_790_000_000.0
@@ -115,3 +116,23 @@ async def test_every_change_is_audited_without_the_codewords(store: Store, tmp_p
     async with audit.store.snapshot() as view:
         assert (await averify(view.records(), GENESIS)).ok
     await audit.aclose()
+
+
+async def test_the_effective_policy_of_a_key_names_each_layer(policies: CompliancePolicies, store: Store) -> None:
+    view = await policies.effective("key_1")
+    assert [(x["layer"], x["source"]) for x in view["layers"]] == [("defaults", "config")]
+    assert view["packs"] == {"gdpr": load_pack("gdpr").version} and view["actions"]["PERSON"] == "pseudonymize"
+    await policies.put("tenant", "acme", ["finance", "defense"])
+    await policies.put("key", "key_1", None, {"PERSON": "redact", "IBAN": "allow"}, ["Opal"])
+    view = await policies.effective("key_1")
+    assert [(x["layer"], x["source"], x["packs"]) for x in view["layers"]] == [
+        ("defaults", "config", ["gdpr"]), ("tenant", "admin", ["finance", "defense"]), ("key", "admin", None)]
+    assert set(view["packs"]) == {"finance", "defense"} and view["route_label"] == "onprem"
+    assert view["actions"]["PERSON"] == "redact" and "IBAN" not in view["actions"]  # allowed: not listed
+    assert view["actions"]["CREDIT_CARD"] == "mask" and view["codewords"] == 1 and view["scanned"]
+    assert view["audit_retention_days_min"] == 365
+    # Layers that stopped agreeing (written around the checks): reported, as requests of the key are refused.
+    await store.put_compliance_policy(CompliancePolicy("tenant", "acme", ("gdpr",)))
+    await store.put_compliance_policy(CompliancePolicy("key", "key_1", None, {"EMAIL": "route"}))
+    assert "route_label" in await refused(409, policies.effective("key_1"))
+    assert "not found" in await refused(404, policies.effective("key_404"))

@@ -28,6 +28,10 @@ def test_set_list_show_delete(tmp_path: Path) -> None:
     table = run(home, "compliance", "policy", "list").stdout
     assert "finance, gdpr" in table and "(inherited)" in table and "Blue Harbor" not in table  # a count only
     assert "PHONE=mask" in run(home, "compliance", "policy", "show", "--scope", "tenant", "--id", "bank").stdout
+    effective = as_json(home, "compliance", "policy", "effective", key_id)
+    assert [x["layer"] for x in effective["layers"]] == ["defaults", "tenant", "key"]
+    assert effective["actions"]["PHONE"] == "mask" and "EMAIL" not in effective["actions"]
+    assert "PHONE" in run(home, "compliance", "policy", "effective", key_id).stdout
     run(home, "compliance", "policy", "delete", "--scope", "key", "--id", key_id, "--actor", "ops")
     assert asyncio.run(_admin_records(home)) == [("policy_set", "cli", "tenant:bank"),
                                                  ("policy_set", "cli", f"key:{key_id}"),

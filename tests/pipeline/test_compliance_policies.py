@@ -124,6 +124,10 @@ async def test_a_keys_policy_layers_over_its_tenants(instances: list[httpx.Async
     colleague, _ = await make_key(gw, "bank")
     await admin(gw, "PUT", "/admin/compliance/policies/tenant/bank", {"packs": ["gdpr", "finance"]})
     await admin(gw, "PUT", f"/admin/compliance/policies/key/{key_id}", {"packs": ["defense"]})
+    effective = await admin(gw, "GET", f"/admin/compliance/effective/{key_id}")
+    assert [(x["layer"], x["source"]) for x in effective["layers"]] == [("defaults", "config"), ("tenant", "admin"),
+                                                                        ("key", "admin")]
+    assert effective["actions"]["CLASSIFICATION_MARKING"] == "block" and "IBAN" not in effective["actions"]
     with pytest.raises(anthropic.PermissionDeniedError, match="CLASSIFICATION_MARKING"):
         await ask(gw, secret, MARKED)
     assert await ask(gw, colleague, MARKED) == MARKED  # the tenant's packs do not block markings

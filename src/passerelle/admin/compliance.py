@@ -123,6 +123,41 @@ class CompliancePolicies:
                           if scope_id in (None, name)]
         return sorted(views, key=lambda v: (v["scope"], v["scope_id"], v["source"]))
 
+    async def effective(self, key_id: str) -> dict[str, Any]:
+        """What applies to a key of the store: each layer with its source, then the merged policy (the actions it
+        takes per entity type, the route label, the packs and their versions, the audit retention floor)."""
+        c = self.config
+        with store_errors(f"key {key_id!r} not found"):
+            key = await self.store.get_key(key_id)
+            stored = {(p.scope, p.scope_id): p for p in await self.store.list_compliance_policies()}
+        layers: list[tuple[str, str, PolicyConfig]] = [
+            ("defaults", "config", PolicyConfig(packs=c.packs, overrides=c.overrides, codewords=c.codewords))]
+        if key.tenant_id in c.tenants:
+            layers.append(("tenant", "config", c.tenants[key.tenant_id]))
+        elif ("tenant", key.tenant_id) in stored:
+            layers.append(("tenant", "admin", stored_layer(stored["tenant", key.tenant_id])))
+        named = next((c.keys[n] for n in (key.id, key.name) if n in c.keys), None)
+        if named is not None:
+            layers.append(("key", "config", named))
+        elif ("key", key.id) in stored:
+            layers.append(("key", "admin", stored_layer(stored["key", key.id])))
+        out: dict[str, Any] = {
+            "key_id": key.id, "tenant": key.tenant_id,
+            "layers": [{"layer": name, "source": source, "packs": layer.packs, "overrides": dict(layer.overrides),
+                        "codewords": len(layer.codewords)} for name, source, layer in layers],
+            "scanned": False, "packs": {}, "actions": {}, "route_label": None, "audit_retention_days_min": 0}
+        merged = merge_layers([layer for _, _, layer in layers])
+        if merged is None:
+            return out
+        try:
+            policy = build_policy([load_pack(name) for name in merged[0]], merged[1])
+        except PolicyError as exc:  # a request of this key is refused until the layers agree (fail closed)
+            raise AdminError(409, "conflict_error", f"the policy of key {key.id!r} is invalid: {exc}") from None
+        return {**out, "scanned": bool(policy.types), "packs": dict(policy.versions),
+                "actions": {t: a for t, a in sorted(policy.actions.items()) if a != "allow"},
+                "route_label": policy.route_label, "audit_retention_days_min": policy.audit_retention_days_min,
+                "codewords": len(merged[2])}
+
     async def get(self, scope: str, scope_id: str) -> dict[str, Any]:
         found = await self.list(scope, scope_id)
         if not found:

@@ -101,6 +101,20 @@ async def policy_show(admin: AdminService, a: argparse.Namespace) -> Output:
     return view, "\n".join(f"{name}: {_cell(value)}" for name, value in view.items())
 
 
+async def policy_effective(admin: AdminService, a: argparse.Namespace) -> Output:
+    view = await _policies(admin, a).effective(a.key_id)
+    lines = [f"key {view['key_id']} (tenant {view['tenant']})"]
+    lines += [f"  {layer['layer']:<8} {layer['source']:<6} packs {_cell(layer['packs'])}; overrides "
+              f"{_cell(layer['overrides'])}; {layer['codewords']} codewords" for layer in view["layers"]]
+    if not view["scanned"]:
+        lines.append("nothing is scanned for this key")
+    else:
+        lines.append(f"packs {_cell(view['packs'])}; route label {view['route_label'] or '-'}; audit retention "
+                     f"floor {view['audit_retention_days_min']} days")
+        lines += [f"  {entity:<24} {action}" for entity, action in view["actions"].items()]
+    return view, "\n".join(lines)
+
+
 async def policy_delete(admin: AdminService, a: argparse.Namespace) -> Output:
     async with _audited(a) as audit:
         await _policies(admin, a, audit).delete(a.scope, a.scope_id)
@@ -129,5 +143,7 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     p.add_argument("--actor", default="cli", help="who makes the change (kept in the audit log)")
     _target(command_parser(actions.add_parser("list"), policy_list), required=False)
     _target(command_parser(actions.add_parser("show"), policy_show))
+    command_parser(actions.add_parser("effective", help="what applies to a key: its layers and the merged policy"),
+                   policy_effective).add_argument("key_id")
     _target(command_parser(actions.add_parser("delete"), policy_delete)).add_argument(
         "--actor", default="cli", help="who makes the change (kept in the audit log)")

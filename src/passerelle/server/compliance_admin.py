@@ -5,6 +5,7 @@
     GET    /admin/compliance/policies/{scope}/{id}          one (scope: tenant or key)
     PUT    /admin/compliance/policies/{scope}/{id}          {packs?, overrides?, codewords?}: set it
     DELETE /admin/compliance/policies/{scope}/{id}
+    GET    /admin/compliance/effective/{key_id}             what applies to a key: its layers and the merged policy
 
 Refusals: 400 (an unknown pack, type or action, a bad codeword list), 404 (no such tenant, key or policy),
 409 (the config file sets that policy, or the layered policy would be invalid).  A write applies on this
@@ -48,6 +49,11 @@ async def get_policy(c: Call) -> Reply:
     return 200, await _policies(c).get(c.args[0], c.args[1])
 
 
+async def effective(c: Call) -> Reply:
+    c.params()
+    return 200, await _policies(c).effective(c.args[0])
+
+
 async def put_policy(c: Call) -> Reply:
     c.params()
     new = await c.body(NewCompliancePolicy)
@@ -67,4 +73,5 @@ ROUTES: list[tuple[tuple[str, ...], dict[str, Op]]] = [
     (("compliance", "packs"), {"GET": list_packs}),
     (("compliance", "policies"), {"GET": list_policies}),
     (("compliance", "policies", "*", "*"), {"GET": get_policy, "PUT": put_policy, "DELETE": delete_policy}),
+    (("compliance", "effective", "*"), {"GET": effective}),
 ]
