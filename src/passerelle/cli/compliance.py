@@ -4,8 +4,10 @@ set at run time (the admin API's ``/admin/compliance/...``, over the configured 
     passerelle compliance packs
     passerelle compliance policy set --scope tenant --id acme --packs finance,gdpr --override PHONE=mask
     passerelle compliance policy list|show|delete ...
+    passerelle compliance policy effective KEY_ID      (its layers, then the actions that apply)
 
-Running gateways apply a change at their next poll of the store (``store.refresh_interval``).  Exit codes:
+Running gateways apply a change at their next poll of the store (``store.refresh_interval``); every change is
+appended to the audit log (``--actor`` names who made it).  Exit codes:
 0 done, 1 refused (not found, conflict, invalid input), 2 bad config or store unreachable.
 """
 
