@@ -209,6 +209,11 @@ async def test_compliance_policies_are_set_listed_and_deleted(console: httpx.Asy
     assert saved.status_code == 200 and f"Policy of key {created.key.id} saved." in saved.text
     assert "EMAIL=redact" in saved.text and "Blue Harbor" not in saved.text  # codewords are counted, not shown
     assert (await chat(console, created.secret, marked)).status_code == 403  # applied at once
+    effective = await console.get("/console/policies", params={"key": created.key.id})
+    assert "Key " + created.key.id in effective.text and "CLASSIFICATION_MARKING" in effective.text
+    assert "Route label onprem" in effective.text
+    missing = await console.get("/console/policies", params={"key": "key_ghost"})
+    assert missing.status_code == 404 and "not found" in missing.text
     refused = await console.post("/console/policies", data={"scope": "tenant", "scope_id": "bank", "packs": "pci",
                                                              "csrf": token})
     assert refused.status_code == 400 and "unknown pack" in refused.text

@@ -153,11 +153,11 @@ def test_console_in_chromium(gateway: Server, tmp_path: Path) -> None:
             assert "credit-scoring is resumed" in page.inner_text("#switch-notice")
 
             page.goto(gateway.url + "/console/policies")  # a policy set in the browser, for the tenant made above
-            page.select_option("form[action='/console/policies'] select[name=scope]", "tenant")
-            page.fill("form[action='/console/policies'] input[name=scope_id]", "acme")
-            page.fill("form[action='/console/policies'] input[name=packs]", "finance,gdpr")
-            page.fill("form[action='/console/policies'] input[name=overrides]", "PHONE=mask")
-            page.click("form[action='/console/policies'] button")
+            page.select_option("form[action='/console/policies'][method=post] select[name=scope]", "tenant")
+            page.fill("form[action='/console/policies'][method=post] input[name=scope_id]", "acme")
+            page.fill("form[action='/console/policies'][method=post] input[name=packs]", "finance,gdpr")
+            page.fill("form[action='/console/policies'][method=post] input[name=overrides]", "PHONE=mask")
+            page.click("form[action='/console/policies'][method=post] button")
             page.wait_for_selector("text=Policy of tenant acme saved.")
             assert "finance, gdpr" in page.locator("tr", has_text="acme").inner_text()
 

@@ -57,7 +57,7 @@ async def policies(ctx: Ctx, notice: Html | None = None, status: int = 200) -> R
     shipped = [[p["name"], p["version"], p["route_label"] or "-", p["audit_retention_days_min"],
                 join((tag("code", f"{t}={a}") for t, a in p["actions"].items() if a != "allow"), " ")]
                for p in packs_view()]
-    body = ((notice or Html(""))
+    body = ((notice or Html("")) + await _effective(ctx)
             + tag("p", "Policies layer: the config's defaults, then the tenant's, then the key's. A tenant or key the "
                        "config file names is changed in the file.")
             + table(["Scope", "Id", "Packs", "Overrides", "Codewords", "Updated", ""], rows, numeric=(4,),
@@ -66,6 +66,25 @@ async def policies(ctx: Ctx, notice: Html | None = None, status: int = 200) -> R
             + tag("h2", "Shipped packs")
             + table(["Pack", "Version", "Route label", "Retention floor (days)", "Acts on"], shipped, numeric=(3,)))
     return html_response(page("Compliance policies", body, PATH, ctx.csrf), status)
+
+
+async def _effective(ctx: Ctx) -> Html:
+    """What applies to one key (``?key=``): its layers with their sources, then the actions of the merged policy."""
+    key_id = ctx.query.get("key", "").strip()
+    ask = form(PATH, field("Effective policy of key", "key", key_id, placeholder="key id"), None, method="get",
+               button="Show")
+    if not key_id:
+        return ask
+    view = await _policies(ctx).effective(key_id)
+    layers = [[x["layer"], x["source"], "inherited" if x["packs"] is None else ", ".join(x["packs"]) or "none",
+               ", ".join(f"{t}={a}" for t, a in x["overrides"].items()) or "-", x["codewords"]]
+              for x in view["layers"]]
+    actions = [[tag("code", entity), action] for entity, action in view["actions"].items()]
+    summary = (f"Route label {view['route_label'] or '-'}, audit retention floor {view['audit_retention_days_min']} "
+               f"days." if view["scanned"] else "Nothing is scanned for this key.")
+    return (ask + tag("h2", f"Key {key_id} (tenant {view['tenant']})", id="effective")
+            + table(["Layer", "Source", "Packs", "Overrides", "Codewords"], layers, numeric=(4,))
+            + tag("p", summary) + table(["Entity type", "Action"], actions, empty="No entity type is acted on."))
 
 
 async def put_policy(ctx: Ctx) -> Response:
