@@ -7,7 +7,7 @@ into a 400 (HTTP) or exit code 1 (CLI).
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
@@ -101,6 +101,20 @@ def split_list(value: str | Sequence[str] | None) -> tuple[str, ...]:
         return ()
     items = value.split(",") if isinstance(value, str) else list(value)
     return tuple(item.strip() for item in items if item.strip())
+
+
+def parse_overrides(pairs: Iterable[str]) -> dict[str, str]:
+    """["PHONE=mask", "EMAIL=redact"] -> {"PHONE": "mask", "EMAIL": "redact"}; blanks dropped.  Types and actions
+    are checked with the policy (``compliance.policy.check_layer``)."""
+    out: dict[str, str] = {}
+    for pair in pairs:
+        if not pair.strip():
+            continue
+        entity, sep, action = pair.partition("=")
+        if not sep or not entity.strip() or not action.strip():
+            raise ValueError(f"expected TYPE=ACTION, got {pair.strip()!r}")
+        out[entity.strip()] = action.strip()
+    return out
 
 
 def check_models(models: Sequence[str]) -> tuple[str, ...]:

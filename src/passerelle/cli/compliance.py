@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from passerelle.admin.report_format import text_table
 from passerelle.admin.service import AdminService, invalid
-from passerelle.admin.validation import split_list
+from passerelle.admin.validation import parse_overrides, split_list
 from passerelle.cli.admin_commands import Output, command_group, command_parser
 from passerelle.cli.serve import resolve_home
 
@@ -60,13 +60,10 @@ def _cell(value: Any) -> str:
 
 
 def _overrides(pairs: list[str] | None) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for pair in pairs or []:
-        entity, sep, action = pair.partition("=")
-        if not sep or not entity or not action:
-            raise invalid(f"--override: expected TYPE=ACTION, got {pair!r}")
-        out[entity.strip()] = action.strip()
-    return out
+    try:
+        return parse_overrides(pairs or [])
+    except ValueError as exc:
+        raise invalid(f"--override: {exc}") from None
 
 
 async def packs(admin: AdminService, a: argparse.Namespace) -> Output:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from passerelle.admin.compliance import CompliancePolicies, packs_view
 from passerelle.admin.service import invalid
-from passerelle.admin.validation import split_list
+from passerelle.admin.validation import parse_overrides, split_list
 from passerelle.console.html import Html, field, form, hidden, join, page, select, table, tag
 from passerelle.console.http import Ctx, Response, html_response
 from passerelle.console.pages_keys import changed
@@ -21,13 +21,10 @@ def _policies(ctx: Ctx) -> CompliancePolicies:
 
 def _overrides(text: str) -> dict[str, str]:
     """"PHONE=mask, EMAIL=redact" (commas or new lines between pairs)."""
-    out: dict[str, str] = {}
-    for pair in split_list(text.replace("\n", ",")):
-        entity, sep, action = pair.partition("=")
-        if not sep or not entity.strip() or not action.strip():
-            raise invalid(f"overrides: expected TYPE=ACTION pairs, got {pair!r}")
-        out[entity.strip()] = action.strip()
-    return out
+    try:
+        return parse_overrides(text.replace("\n", ",").split(","))
+    except ValueError as exc:
+        raise invalid(f"overrides: {exc}") from None
 
 
 def _packs(text: str) -> list[str] | None:
