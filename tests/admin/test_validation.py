@@ -11,6 +11,7 @@ from passerelle.admin.validation import (
     parse_by,
     parse_duration,
     parse_metadata,
+    parse_overrides,
     parse_time,
     parse_usd,
     split_list,
@@ -65,3 +66,11 @@ def test_lists_metadata_and_dimensions() -> None:
     assert parse_by("") == ()
     with pytest.raises(ValueError, match="unknown dimension 'price'"):
         parse_by("tenant,price")
+
+
+def test_overrides_are_type_action_pairs() -> None:
+    assert parse_overrides([" PHONE = mask", "", "EMAIL=redact", "PHONE=block"]) == {"PHONE": "block",
+                                                                                       "EMAIL": "redact"}
+    for bad in ("PHONE", "=mask", "PHONE="):
+        with pytest.raises(ValueError, match="expected TYPE=ACTION"):
+            parse_overrides([bad])
