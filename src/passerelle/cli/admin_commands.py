@@ -179,7 +179,7 @@ def command_parser(p: argparse.ArgumentParser, func: Command) -> argparse.Argume
 
 
 def command_group(sub: argparse._SubParsersAction[argparse.ArgumentParser], name: str,
-           help_: str) -> argparse._SubParsersAction[argparse.ArgumentParser]:
+                  help_: str) -> argparse._SubParsersAction[argparse.ArgumentParser]:
     return sub.add_parser(name, help=help_).add_subparsers(dest="action", required=True)
 
 
