@@ -6,7 +6,6 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -19,6 +18,7 @@ from passerelle.compliance.policy import load_pack
 from passerelle.config.schema import AuditConfig, ComplianceConfig, PolicyConfig
 from passerelle.stores.base import Store
 from passerelle.stores.records import CompliancePolicy
+from tests.admin.test_service import refused
 from tests.stores.conftest import key, tenant
 
 NOW = 1_790_000_000.0
@@ -32,13 +32,6 @@ async def policies(store: Store) -> CompliancePolicies:
         await store.create_tenant(tenant(tenant_id))
     await store.create_key(key("key_1", "acme"))
     return CompliancePolicies(store, CONFIG, clock=lambda: NOW)
-
-
-async def refused(status: int, call: Any) -> str:
-    with pytest.raises(AdminError) as info:
-        await call
-    assert info.value.status == status, info.value.message
-    return info.value.message
 
 
 async def test_set_list_and_delete(policies: CompliancePolicies) -> None:
