@@ -29,9 +29,9 @@ from passerelle.admin.service import AdminError, invalid, store_errors
 from passerelle.audit.records import AuditEvent
 from passerelle.audit.writer import AuditLog
 from passerelle.compliance.detectors.codewords import normalise
-from passerelle.compliance.policy import SHIPPED_PACKS, PolicyError, build_policy, check_layer, load_pack
+from passerelle.compliance.policy import SHIPPED_PACKS, Policy, PolicyError, build_policy, check_layer, load_pack
 from passerelle.config.schema import ComplianceConfig, PolicyConfig
-from passerelle.pipeline.compliance import merge_layers, stored_layer
+from passerelle.pipeline.compliance import merge_layers, policy_layers, stored_layer
 from passerelle.stores.base import Store
 from passerelle.stores.records import CompliancePolicy
 
@@ -57,9 +57,8 @@ class CompliancePolicies:
         self.clock = clock
 
     def _in_config(self, scope: PolicyScope, scope_id: str, key_name: str | None = None) -> bool:
-        if scope == "tenant":
-            return scope_id in self.config.tenants
-        return scope_id in self.config.keys or (key_name is not None and key_name in self.config.keys)
+        table = self.config.tenants if scope == "tenant" else self.config.keys
+        return scope_id in table or (key_name is not None and key_name in table)
 
     async def put(self, scope: str, scope_id: str, packs: Sequence[str] | None = None,
                   overrides: dict[str, str] | None = None, codewords: Sequence[str] = ()) -> CompliancePolicy:
@@ -74,41 +73,37 @@ class CompliancePolicies:
         policy = CompliancePolicy(where, scope_id, None if packs is None else tuple(dict.fromkeys(packs)), overrides,
                                   words, self.clock())
         with store_errors(f"{where} {scope_id!r} not found"):
-            stored: dict[tuple[str, str], CompliancePolicy] = {
-                (p.scope, p.scope_id): p for p in await self.store.list_compliance_policies()}
-            stored[where, scope_id] = policy
             if where == "tenant":
                 await self.store.get_tenant(scope_id)
-                if self._in_config("tenant", scope_id):
-                    raise _set_in_file("tenant", scope_id)
-                self._check_layers(scope_id, None, stored)
-                for key in await self.store.list_keys(tenant_id=scope_id):
-                    if ("key", key.id) in stored:
-                        self._check_layers(scope_id, key.id, stored)
+                tenant, keys = scope_id, await self.store.list_keys(tenant_id=scope_id)
             else:
-                key = await self.store.get_key(scope_id)
-                if self._in_config("key", scope_id, key.name):
-                    raise _set_in_file("key", scope_id)
-                self._check_layers(key.tenant_id, key.id, stored)
+                keys = [await self.store.get_key(scope_id)]
+                tenant = keys[0].tenant_id
+            if self._in_config(where, scope_id, None if where == "tenant" else keys[0].name):
+                raise _set_in_file(where, scope_id)
+            stored = await self._stored()
+            stored[where, scope_id] = stored_layer(policy)
+            # The tenant's own layers, then every key of it that has a layer of its own (a key's new policy: that key).
+            if where == "tenant":
+                self._compiles(stored, tenant)
+            for key in keys:
+                if ("key", key.id) in stored or self._in_config("key", key.id, key.name):
+                    self._compiles(stored, tenant, key.id, key.name)
             await self.store.put_compliance_policy(policy)
-        await self._audit("policy_set", policy, scope_id if where == "tenant" else key.tenant_id)
+        await self._audit("policy_set", policy, tenant)
         return policy
 
-    def _check_layers(self, tenant: str, key_id: str | None,
-                      stored: dict[tuple[str, str], CompliancePolicy]) -> None:
-        c = self.config
-        layers = [PolicyConfig(packs=c.packs, overrides=c.overrides)]
-        if tenant in c.tenants:
-            layers.append(c.tenants[tenant])
-        elif ("tenant", tenant) in stored:
-            layers.append(stored_layer(stored["tenant", tenant]))
-        if key_id is not None and ("key", key_id) in stored:
-            layers.append(stored_layer(stored["key", key_id]))
-        merged = merge_layers(layers)
+    async def _stored(self) -> dict[tuple[str, str], PolicyConfig]:
+        return {(p.scope, p.scope_id): stored_layer(p) for p in await self.store.list_compliance_policies()}
+
+    def _compiles(self, stored: dict[tuple[str, str], PolicyConfig], tenant: str, key_id: str = "",
+                  key_name: str | None = None) -> Policy | None:
+        """The policy the layers make, as the gateway builds it; 409 when they do not make one."""
+        merged = merge_layers([layer for _, _, layer in policy_layers(self.config, stored, tenant, key_id, key_name)])
         if merged is None:
-            return
+            return None
         try:
-            build_policy([load_pack(name) for name in merged[0]], merged[1])
+            return build_policy([load_pack(name) for name in merged[0]], merged[1])
         except PolicyError as exc:
             whose = f"key {key_id!r}" if key_id else f"tenant {tenant!r}"
             raise AdminError(409, "conflict_error", f"the policy of {whose} would be invalid: {exc}") from None
@@ -126,37 +121,20 @@ class CompliancePolicies:
     async def effective(self, key_id: str) -> dict[str, Any]:
         """What applies to a key of the store: each layer with its source, then the merged policy (the actions it
         takes per entity type, the route label, the packs and their versions, the audit retention floor)."""
-        c = self.config
         with store_errors(f"key {key_id!r} not found"):
             key = await self.store.get_key(key_id)
-            stored = {(p.scope, p.scope_id): p for p in await self.store.list_compliance_policies()}
-        layers: list[tuple[str, str, PolicyConfig]] = [
-            ("defaults", "config", PolicyConfig(packs=c.packs, overrides=c.overrides, codewords=c.codewords))]
-        if key.tenant_id in c.tenants:
-            layers.append(("tenant", "config", c.tenants[key.tenant_id]))
-        elif ("tenant", key.tenant_id) in stored:
-            layers.append(("tenant", "admin", stored_layer(stored["tenant", key.tenant_id])))
-        named = next((c.keys[n] for n in (key.id, key.name) if n in c.keys), None)
-        if named is not None:
-            layers.append(("key", "config", named))
-        elif ("key", key.id) in stored:
-            layers.append(("key", "admin", stored_layer(stored["key", key.id])))
-        out: dict[str, Any] = {
+            stored = await self._stored()
+        layers = policy_layers(self.config, stored, key.tenant_id, key.id, key.name)
+        policy = self._compiles(stored, key.tenant_id, key.id, key.name)  # 409: requests of the key are refused
+        return {
             "key_id": key.id, "tenant": key.tenant_id,
             "layers": [{"layer": name, "source": source, "packs": layer.packs, "overrides": dict(layer.overrides),
                         "codewords": len(layer.codewords)} for name, source, layer in layers],
-            "scanned": False, "packs": {}, "actions": {}, "route_label": None, "audit_retention_days_min": 0}
-        merged = merge_layers([layer for _, _, layer in layers])
-        if merged is None:
-            return out
-        try:
-            policy = build_policy([load_pack(name) for name in merged[0]], merged[1])
-        except PolicyError as exc:  # a request of this key is refused until the layers agree (fail closed)
-            raise AdminError(409, "conflict_error", f"the policy of key {key.id!r} is invalid: {exc}") from None
-        return {**out, "scanned": bool(policy.types), "packs": dict(policy.versions),
-                "actions": {t: a for t, a in sorted(policy.actions.items()) if a != "allow"},
-                "route_label": policy.route_label, "audit_retention_days_min": policy.audit_retention_days_min,
-                "codewords": len(merged[2])}
+            "scanned": bool(policy and policy.types), "packs": dict(policy.versions) if policy else {},
+            "actions": {t: a for t, a in sorted(policy.actions.items()) if a != "allow"} if policy else {},
+            "route_label": policy.route_label if policy else None,
+            "audit_retention_days_min": policy.audit_retention_days_min if policy else 0,
+            "codewords": len({w for _, _, layer in layers for w in layer.codewords})}
 
     async def get(self, scope: str, scope_id: str) -> dict[str, Any]:
         found = await self.list(scope, scope_id)

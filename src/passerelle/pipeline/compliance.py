@@ -22,7 +22,7 @@ import hmac
 import logging
 import os
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, MutableMapping, MutableSequence, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping, MutableSequence, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -189,25 +189,9 @@ class ComplianceStage:
             self._policies[cache_key] = self._compile(who.tenant_id, who.key_id, who.name)
         return self._policies[cache_key]
 
-    def _layers(self, tenant: str, key_id: str, key_name: str | None) -> list[PolicyConfig]:
-        """The policy layers of a caller, lowest first: the config's, else the store's, for the tenant and key."""
-        c = self.config
-        layers: list[PolicyConfig] = [PolicyConfig(packs=c.packs, overrides=c.overrides, codewords=c.codewords)]
-        if tenant in c.tenants:
-            layers.append(c.tenants[tenant])
-        elif ("tenant", tenant) in self._stored:
-            layers.append(self._stored["tenant", tenant])
-        for name in (key_id, key_name):
-            if name and name in c.keys:
-                layers.append(c.keys[name])
-                break
-        else:
-            if key_id and ("key", key_id) in self._stored:
-                layers.append(self._stored["key", key_id])
-        return layers
-
     def _compile(self, tenant: str, key_id: str, key_name: str | None) -> tuple[Policy, Scanner] | None:
-        merged = merge_layers(self._layers(tenant, key_id, key_name))
+        merged = merge_layers([layer for _, _, layer in policy_layers(self.config, self._stored, tenant, key_id,
+                                                                      key_name)])
         if merged is None:
             return None
         packs, overrides, codewords = merged
@@ -279,6 +263,28 @@ class ComplianceStage:
         if protection.route_label:
             request.required_label = protection.route_label
         return protection
+
+
+Layer = tuple[str, str, PolicyConfig]  # ("defaults" | "tenant" | "key", "config" | "admin", the policy)
+
+
+def policy_layers(config: ComplianceConfig, stored: Mapping[tuple[str, str], PolicyConfig], tenant: str,
+                  key_id: str = "", key_name: str | None = None) -> list[Layer]:
+    """A caller's policy layers, lowest first: the config's defaults, then the tenant's and the key's policies,
+    each from the config file or, when the file has none for it, from ``stored`` (set through the admin API).
+    A key is named in the file by its id or its name."""
+    layers: list[Layer] = [("defaults", "config", PolicyConfig(packs=config.packs, overrides=config.overrides,
+                                                               codewords=config.codewords))]
+    if tenant in config.tenants:
+        layers.append(("tenant", "config", config.tenants[tenant]))
+    elif ("tenant", tenant) in stored:
+        layers.append(("tenant", "admin", stored["tenant", tenant]))
+    named = next((config.keys[n] for n in (key_id, key_name) if n and n in config.keys), None)
+    if named is not None:
+        layers.append(("key", "config", named))
+    elif key_id and ("key", key_id) in stored:
+        layers.append(("key", "admin", stored["key", key_id]))
+    return layers
 
 
 def merge_layers(layers: Sequence[PolicyConfig]) -> tuple[list[str], dict[str, str], set[str]] | None:
