@@ -16,6 +16,7 @@ def test_every_shipped_pack_loads() -> None:
         assert pack.name == name and pack.version and pack.actions
     assert load_pack("defense").route_label == "onprem"
     assert load_pack("finance").audit_retention_days_min >= 365
+    assert load_pack("gdpr") is load_pack("gdpr")  # read once: a policy is compiled on a caller's first request
 
 
 def test_stricter_action_wins_and_overrides_win_over_packs() -> None:

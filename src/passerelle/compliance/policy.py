@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cache
 from importlib import resources
 from typing import Literal
 
@@ -89,8 +90,10 @@ def parse_pack(document: object, where: str) -> Pack:
                 audit_retention_days_min=retention, route_label=document.get("route_label"))
 
 
+@cache
 def load_pack(name: str) -> Pack:
-    """A shipped pack by name."""
+    """A shipped pack by name, read once per process: reading and parsing its YAML takes ~1.6 ms, and a caller's
+    policy is compiled on its first request (and again after a policy change)."""
     if name not in SHIPPED_PACKS:
         raise PolicyError(f"unknown pack {name!r}; shipped packs: {', '.join(SHIPPED_PACKS)}")
     text = resources.files("passerelle.compliance.packs").joinpath(f"{name}.yaml").read_text("utf-8")
