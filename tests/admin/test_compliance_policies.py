@@ -3,9 +3,11 @@ config file's policies cannot be overridden, and a tenant's new packs are checke
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 
@@ -76,6 +78,41 @@ async def test_layers_that_would_not_make_a_policy_are_refused(policies: Complia
     assert "key 'key_1'" in message and "route_label" in message and "EMAIL" in message
     assert (await policies.get("tenant", "acme"))["packs"] == ["defense"]
 
+
+
+async def test_a_tenants_policy_its_keys_rely_on_cannot_be_deleted(policies: CompliancePolicies) -> None:
+    await policies.put("tenant", "acme", ["defense"])
+    await policies.put("key", "key_1", None, {"EMAIL": "route"})  # routes with the tenant's 'onprem' label
+    message = await refused(409, policies.delete("tenant", "acme"))
+    assert "key 'key_1'" in message and "route_label" in message
+    assert (await policies.get("tenant", "acme"))["packs"] == ["defense"]
+    await policies.delete("key", "key_1")  # once the key no longer relies on it, the tenant's goes
+    await policies.delete("tenant", "acme")
+    assert await policies.store.list_compliance_policies() == []
+
+
+async def test_concurrent_changes_that_clash_cannot_both_land(policies: CompliancePolicies, store: Store) -> None:
+    """Two admins, two instances: a key's 'route' relying on its tenant's pack, and the tenant's packs changed
+    to ones without a route label.  Each is fine alone; together the key's requests would be refused."""
+    await policies.put("tenant", "acme", ["defense"])
+    both_writing = asyncio.Barrier(2)  # the two writes reach the store together, after both requests were read
+
+    class Instance:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(store, name)
+
+        async def put_compliance_policy(self, *args: Any) -> CompliancePolicy:
+            await both_writing.wait()
+            return await store.put_compliance_policy(*args)
+
+    first, second = (CompliancePolicies(cast(Store, Instance()), CONFIG, clock=lambda: NOW) for _ in range(2))
+    outcomes = await asyncio.gather(first.put("key", "key_1", None, {"EMAIL": "route"}),
+                                    second.put("tenant", "acme", ["gdpr"]), return_exceptions=True)
+    refusals = [o for o in outcomes if isinstance(o, AdminError)]
+    assert len(refusals) == 1 and refusals[0].status == 409, outcomes
+    assert not [o for o in outcomes if isinstance(o, BaseException) and not isinstance(o, AdminError)]
+    view = await policies.effective("key_1")  # the layers still make a policy: the key's requests are served
+    assert view["scanned"]
 
 def test_the_shipped_packs_are_listed_with_their_actions() -> None:
     packs = {p["name"]: p for p in packs_view()}

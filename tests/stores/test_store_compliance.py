@@ -3,6 +3,9 @@ snapshot every instance loads, gone with their tenant or key."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
+
 import pytest
 
 from passerelle.stores.base import NotFound
@@ -59,3 +62,41 @@ async def test_delete_and_cascade_with_the_tenant(store: SQLStore) -> None:
     assert [p.id for p in await store.list_compliance_policies()] == ["tenant:acme"]
     await store.delete_tenant("acme")
     assert await store.list_compliance_policies() == []
+
+
+async def test_a_check_sees_the_policies_as_the_change_leaves_them_and_can_cancel_it(store: SQLStore) -> None:
+    await org(store)
+    seen: list[list[str]] = []
+
+    def record(after: list[CompliancePolicy]) -> None:
+        seen.append(sorted(p.id for p in after))
+
+    def refuse(after: list[CompliancePolicy]) -> None:
+        raise LookupError("refused by the check")
+
+    await store.put_compliance_policy(CompliancePolicy("tenant", "acme", ("gdpr",)), record)
+    await store.put_compliance_policy(CompliancePolicy("key", "key_1", ("finance",)), record)
+    await store.put_compliance_policy(CompliancePolicy("key", "key_1", ("health",)), record)  # replaced, not added
+    await store.delete_compliance_policy("tenant", "acme", record)
+    assert seen == [["tenant:acme"], ["key:key_1", "tenant:acme"], ["key:key_1", "tenant:acme"], ["key:key_1"]]
+    version = await store.version()
+    with pytest.raises(LookupError):
+        await store.put_compliance_policy(CompliancePolicy("tenant", "acme", ("defense",)), refuse)
+    with pytest.raises(LookupError):
+        await store.delete_compliance_policy("key", "key_1", refuse)
+    assert [(p.id, p.packs) for p in await store.list_compliance_policies()] == [("key:key_1", ("health",))]
+    assert await store.version() == version  # a refused change changes nothing
+
+
+async def test_concurrent_checked_writes_see_each_other(store: SQLStore) -> None:
+    """Each check runs inside its write: of two concurrent writes, the second to commit sees the first."""
+    await org(store)
+    seen: dict[str, list[str]] = {}
+
+    def record(name: str) -> Callable[[list[CompliancePolicy]], None]:
+        return lambda after: seen.__setitem__(name, sorted(p.id for p in after))
+
+    await asyncio.gather(store.put_compliance_policy(CompliancePolicy("tenant", "acme", ("gdpr",)), record("t")),
+                         store.put_compliance_policy(CompliancePolicy("key", "key_1", ("finance",)), record("k")))
+    both = ["key:key_1", "tenant:acme"]
+    assert both in (seen["t"], seen["k"]), seen

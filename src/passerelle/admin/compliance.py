@@ -32,8 +32,8 @@ from passerelle.compliance.detectors.codewords import normalise
 from passerelle.compliance.policy import SHIPPED_PACKS, Policy, PolicyError, build_policy, check_layer, load_pack
 from passerelle.config.schema import ComplianceConfig, PolicyConfig
 from passerelle.pipeline.compliance import merge_layers, policy_layers, stored_layer
-from passerelle.stores.base import Store
-from passerelle.stores.records import CompliancePolicy
+from passerelle.stores.base import PolicyCheck, Store
+from passerelle.stores.records import CompliancePolicy, VirtualKey
 
 PolicyScope = Literal["tenant", "key"]
 SCOPES: tuple[PolicyScope, ...] = ("tenant", "key")
@@ -81,17 +81,24 @@ class CompliancePolicies:
                 tenant = keys[0].tenant_id
             if self._in_config(where, scope_id, None if where == "tenant" else keys[0].name):
                 raise _set_in_file(where, scope_id)
-            stored = await self._stored()
-            stored[where, scope_id] = stored_layer(policy)
-            # The tenant's own layers, then every key of it that has a layer of its own (a key's new policy: that key).
-            if where == "tenant":
+            await self.store.put_compliance_policy(policy, self._layering(tenant, keys, where == "tenant"))
+        await self._audit("policy_set", policy, tenant)
+        return policy
+
+    def _layering(self, tenant: str, keys: Sequence[VirtualKey], with_tenant: bool) -> PolicyCheck:
+        """The check the store runs inside the write, on the policies as the change leaves them (so two changes
+        that are each fine but not together cannot both land): the tenant's own layers, then every one of ``keys``
+        that has a layer of its own.  409 when they do not make a policy."""
+
+        def check(after: list[CompliancePolicy]) -> None:
+            stored: dict[tuple[str, str], PolicyConfig] = {(p.scope, p.scope_id): stored_layer(p) for p in after}
+            if with_tenant:
                 self._compiles(stored, tenant)
             for key in keys:
                 if ("key", key.id) in stored or self._in_config("key", key.id, key.name):
                     self._compiles(stored, tenant, key.id, key.name)
-            await self.store.put_compliance_policy(policy)
-        await self._audit("policy_set", policy, tenant)
-        return policy
+
+        return check
 
     async def _stored(self) -> dict[tuple[str, str], PolicyConfig]:
         return {(p.scope, p.scope_id): stored_layer(p) for p in await self.store.list_compliance_policies()}
@@ -147,8 +154,11 @@ class CompliancePolicies:
         if self._in_config(where, scope_id):
             raise _set_in_file(where, scope_id)
         with store_errors(f"no compliance policy on {where} {scope_id!r}"):
-            tenant = scope_id if where == "tenant" else (await self.store.get_key(scope_id)).tenant_id
-            await self.store.delete_compliance_policy(where, scope_id)
+            # A tenant's keys may rely on its packs (a key's 'route' uses the label of the tenant's pack).
+            keys = await self.store.list_keys(tenant_id=scope_id) if where == "tenant" \
+                else [await self.store.get_key(scope_id)]
+            tenant = scope_id if where == "tenant" else keys[0].tenant_id
+            await self.store.delete_compliance_policy(where, scope_id, self._layering(tenant, keys, True))
         await self._audit("policy_deleted", CompliancePolicy(where, scope_id, updated_at=self.clock()), tenant)
 
     async def _audit(self, decision: str, policy: CompliancePolicy, tenant: str) -> None:

@@ -12,7 +12,7 @@ concurrency, the response cache): one round trip per admission, atomic across in
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -38,6 +38,9 @@ class NotFound(LookupError):
 
 class Conflict(ValueError):
     """The object already exists, or is still referenced."""
+
+
+PolicyCheck = Callable[[list[CompliancePolicy]], None]  # raises to refuse a compliance policy change
 
 
 class Store(Protocol):
@@ -73,10 +76,14 @@ class Store(Protocol):
     async def list_rate_limits(self, scope: Scope | None = None, scope_id: str | None = None,
                                ) -> list[RateLimit]: ...
     async def delete_rate_limit(self, limit_id: str) -> None: ...
-    async def put_compliance_policy(self, policy: CompliancePolicy) -> CompliancePolicy: ...  # one per scope
+    # One per scope.  ``check`` sees every stored policy as the change would leave them, inside the write that
+    # makes it (no other policy write in between, on any instance); what it raises cancels the change.
+    async def put_compliance_policy(self, policy: CompliancePolicy,
+                                    check: PolicyCheck | None = None) -> CompliancePolicy: ...
     async def list_compliance_policies(self, scope: Scope | None = None,
                                        scope_id: str | None = None) -> list[CompliancePolicy]: ...
-    async def delete_compliance_policy(self, scope: Scope, scope_id: str) -> None: ...  # NotFound
+    async def delete_compliance_policy(self, scope: Scope, scope_id: str,
+                                       check: PolicyCheck | None = None) -> None: ...  # NotFound
 
     # change detection: one cheap read, polled by every instance
     async def version(self) -> int: ...

@@ -25,7 +25,7 @@ from contextlib import AbstractAsyncContextManager
 from decimal import Decimal
 from typing import ClassVar, Literal, Protocol
 
-from passerelle.stores.base import Conflict, NotFound
+from passerelle.stores.base import Conflict, NotFound, PolicyCheck
 from passerelle.stores.records import (
     LATENCY_BUCKETS_MS,
     Budget,
@@ -95,6 +95,11 @@ class Conn(Protocol):
 
 async def _exists(c: Conn, table: str, row_id: str) -> bool:
     return bool(await c.fetch(f"SELECT 1 FROM {table} WHERE id = ?", row_id))
+
+
+async def _compliance_policies(c: Conn) -> list[CompliancePolicy]:
+    return [compliance_from_row(r) for r in await c.fetch(select_sql("compliance_policies", COMPLIANCE_COLUMNS)
+                                                          + " ORDER BY id")]
 
 
 async def _bump(c: Conn) -> None:
@@ -305,10 +310,16 @@ class SQLStore(ABC):
     async def delete_rate_limit(self, limit_id: str) -> None:
         await self._delete_policy("rate_limits", "rate limit", limit_id)
 
-    async def put_compliance_policy(self, policy: CompliancePolicy) -> CompliancePolicy:
+    async def put_compliance_policy(self, policy: CompliancePolicy,
+                                    check: PolicyCheck | None = None) -> CompliancePolicy:
         check_compliance_policy(policy)
-        await self._put_policy("compliance_policies", COMPLIANCE_COLUMNS, policy.scope, policy.scope_id,
-                               compliance_params(policy))
+        async with self._transaction("write") as c:
+            if not await _exists(c, SCOPE_TABLES[policy.scope], policy.scope_id):
+                raise NotFound(f"{policy.scope} {policy.scope_id!r} not found")
+            if check is not None:
+                check([p for p in await _compliance_policies(c) if p.id != policy.id] + [policy])
+            await c.execute(upsert_sql("compliance_policies", COMPLIANCE_COLUMNS), *compliance_params(policy))
+            await _bump(c)
         return policy
 
     async def list_compliance_policies(self, scope: Scope | None = None,
@@ -317,8 +328,16 @@ class SQLStore(ABC):
         rows = await self._query(select_sql("compliance_policies", COMPLIANCE_COLUMNS) + where + " ORDER BY id", *args)
         return [compliance_from_row(r) for r in rows]
 
-    async def delete_compliance_policy(self, scope: Scope, scope_id: str) -> None:
-        await self._delete_policy("compliance_policies", "compliance policy", f"{scope}:{scope_id}")
+    async def delete_compliance_policy(self, scope: Scope, scope_id: str, check: PolicyCheck | None = None) -> None:
+        policy_id = f"{scope}:{scope_id}"
+        async with self._transaction("write") as c:
+            current = await _compliance_policies(c)
+            if not any(p.id == policy_id for p in current):
+                raise NotFound(f"compliance policy {policy_id!r} not found")
+            if check is not None:
+                check([p for p in current if p.id != policy_id])
+            await c.execute("DELETE FROM compliance_policies WHERE id = ?", policy_id)
+            await _bump(c)
 
     # change detection
     async def version(self) -> int:
@@ -332,10 +351,10 @@ class SQLStore(ABC):
             keys = await c.fetch(select_sql("virtual_keys", KEY_COLUMNS) + " ORDER BY id")
             budgets = await c.fetch(select_sql("budgets", BUDGET_COLUMNS) + " ORDER BY id")
             limits = await c.fetch(select_sql("rate_limits", RATE_LIMIT_COLUMNS) + " ORDER BY id")
-            compliance = await c.fetch(select_sql("compliance_policies", COMPLIANCE_COLUMNS) + " ORDER BY id")
+            compliance = await _compliance_policies(c)
         return Snapshot(version, tuple(map(tenant_from_row, tenants)), tuple(map(team_from_row, teams)),
                         tuple(map(key_from_row, keys)), tuple(map(budget_from_row, budgets)),
-                        tuple(map(rate_limit_from_row, limits)), tuple(map(compliance_from_row, compliance)))
+                        tuple(map(rate_limit_from_row, limits)), tuple(compliance))
 
     # the ledger
     async def append_usage(self, records: Sequence[UsageRecord]) -> None:
