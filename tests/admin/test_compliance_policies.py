@@ -17,7 +17,7 @@ from passerelle.audit.chain import GENESIS, averify
 from passerelle.audit.sqlite import SQLiteAuditStore
 from passerelle.audit.writer import AuditLog
 from passerelle.compliance.policy import load_pack
-from passerelle.config.schema import AuditConfig, ComplianceConfig, PolicyConfig
+from passerelle.config.schema import AuditConfig, ComplianceConfig, KeyConfig, PolicyConfig
 from passerelle.stores.base import Store
 from passerelle.stores.records import CompliancePolicy
 from tests.admin.test_service import refused
@@ -113,6 +113,23 @@ async def test_concurrent_changes_that_clash_cannot_both_land(policies: Complian
     assert not [o for o in outcomes if isinstance(o, BaseException) and not isinstance(o, AdminError)]
     view = await policies.effective("key_1")  # the layers still make a policy: the key's requests are served
     assert view["scanned"]
+
+
+async def test_the_config_files_keys_are_checked_and_shown_too(store: Store) -> None:
+    """A key declared in the config file (``keys:``) layers over its tenant's stored policy like any other."""
+    await store.create_tenant(tenant("acme"))
+    config = ComplianceConfig(packs=["defense"], keys={"svc": PolicyConfig(overrides={"EMAIL": "route"})})
+    policies = CompliancePolicies(store, config, clock=lambda: NOW,
+                                  config_keys=[KeyConfig(name="svc", key="sk-svc-secret", tenant="acme")])
+    message = await refused(409, policies.put("tenant", "acme", ["gdpr"]))  # svc's 'route' would lose its label
+    assert "key 'cfg_svc'" in message and "route_label" in message
+    await policies.put("tenant", "acme", ["finance", "defense"])
+    view = await policies.effective("cfg_svc")
+    assert (view["key_id"], view["tenant"]) == ("cfg_svc", "acme")
+    assert [(x["layer"], x["source"]) for x in view["layers"]] == [
+        ("defaults", "config"), ("tenant", "admin"), ("key", "config")]
+    assert view["actions"]["EMAIL"] == "route" and view["route_label"] == "onprem"
+    assert "not found" in await refused(404, policies.effective("cfg_nobody"))
 
 def test_the_shipped_packs_are_listed_with_their_actions() -> None:
     packs = {p["name"]: p for p in packs_view()}

@@ -205,3 +205,24 @@ async def test_a_policy_in_either_store_blocks_and_its_deletion_lifts_it(make_ha
     assert (await harness.client.delete(f"/admin/compliance/policies/key/{key_id}", headers=auth)).status_code == 200
     assert (await harness.client.post("/v1/messages", json=body, headers=a_headers(secret))).status_code == 200
     assert await harness.gw.store.list_compliance_policies() == []
+
+
+async def test_a_config_file_key_takes_its_tenants_stored_policy_and_shows_it(tmp_path: Path,
+                                                                              upstream: RecordingUpstream) -> None:
+    path = tmp_path / "passerelle.yaml"
+    path.write_text(CONFIG.format(url=upstream.server.url)
+                    + "keys:\n  - {name: svc, key: sk-svc-from-the-file-0123, tenant: bank}\n")
+    app = create_app(config=load_config(path, env={}), data_dir=tmp_path / "data", admin_key_sha256=digest(ADMIN))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gateway") as gw:
+        try:
+            await admin(gw, "POST", "/admin/tenants", {"id": "bank"}, 201)
+            await admin(gw, "PUT", "/admin/compliance/policies/tenant/bank",
+                        {"packs": ["gdpr", "finance"], "overrides": {"CREDIT_CARD": "pseudonymize"}})
+            assert await ask(gw, "sk-svc-from-the-file-0123") == PROMPT  # restored for the caller...
+            assert NIR not in upstream.last_text()  # ...after the upstream saw surrogates
+            effective = await admin(gw, "GET", "/admin/compliance/effective/cfg_svc")
+            assert (effective["tenant"], [x["layer"] for x in effective["layers"]]) == ("bank", ["defaults", "tenant"])
+            await admin(gw, "GET", "/admin/compliance/effective/cfg_nobody", status=404)
+        finally:
+            assert app.gateway is not None
+            await app.gateway.aclose()

@@ -30,10 +30,11 @@ from passerelle.audit.records import AuditEvent
 from passerelle.audit.writer import AuditLog
 from passerelle.compliance.detectors.codewords import normalise
 from passerelle.compliance.policy import SHIPPED_PACKS, Policy, PolicyError, build_policy, check_layer, load_pack
-from passerelle.config.schema import ComplianceConfig, PolicyConfig
+from passerelle.config.schema import ComplianceConfig, KeyConfig, PolicyConfig
+from passerelle.pipeline.auth import config_key_id
 from passerelle.pipeline.compliance import merge_layers, policy_layers, stored_layer
 from passerelle.stores.base import PolicyCheck, Store
-from passerelle.stores.records import CompliancePolicy, VirtualKey
+from passerelle.stores.records import CompliancePolicy
 
 PolicyScope = Literal["tenant", "key"]
 SCOPES: tuple[PolicyScope, ...] = ("tenant", "key")
@@ -49,9 +50,11 @@ class CompliancePolicies:
     """The admin operations on compliance policies, over the store and the config's own policies."""
 
     def __init__(self, store: Store, config: ComplianceConfig, audit: AuditLog | None = None, actor: str = "admin",
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, config_keys: Sequence[KeyConfig] = ()) -> None:
         self.store = store
         self.config = config
+        # The config file's keys (``keys:``): their tenants' stored policies are layered under them too.
+        self.config_keys = {config_key_id(k.name): k for k in config_keys}
         self.audit = audit  # changes are audited when it is enabled
         self.actor = actor.strip()[:200] or "admin"  # who asked: kept in the audit record
         self.clock = clock
@@ -75,17 +78,22 @@ class CompliancePolicies:
         with store_errors(f"{where} {scope_id!r} not found"):
             if where == "tenant":
                 await self.store.get_tenant(scope_id)
-                tenant, keys = scope_id, await self.store.list_keys(tenant_id=scope_id)
+                tenant, keys = scope_id, await self._keys_of(scope_id)
             else:
-                keys = [await self.store.get_key(scope_id)]
-                tenant = keys[0].tenant_id
-            if self._in_config(where, scope_id, None if where == "tenant" else keys[0].name):
+                stored_key = await self.store.get_key(scope_id)
+                tenant, keys = stored_key.tenant_id, [(stored_key.id, stored_key.name)]
+            if self._in_config(where, scope_id, None if where == "tenant" else keys[0][1]):
                 raise _set_in_file(where, scope_id)
             await self.store.put_compliance_policy(policy, self._layering(tenant, keys, where == "tenant"))
         await self._audit("policy_set", policy, tenant)
         return policy
 
-    def _layering(self, tenant: str, keys: Sequence[VirtualKey], with_tenant: bool) -> PolicyCheck:
+    async def _keys_of(self, tenant: str) -> list[tuple[str, str]]:
+        """(id, name) of the tenant's keys: the store's, then the config file's."""
+        stored = [(k.id, k.name) for k in await self.store.list_keys(tenant_id=tenant)]
+        return stored + [(key_id, k.name) for key_id, k in self.config_keys.items() if k.tenant == tenant]
+
+    def _layering(self, tenant: str, keys: Sequence[tuple[str, str]], with_tenant: bool) -> PolicyCheck:
         """The check the store runs inside the write, on the policies as the change leaves them (so two changes
         that are each fine but not together cannot both land): the tenant's own layers, then every one of ``keys``
         that has a layer of its own.  409 when they do not make a policy."""
@@ -94,9 +102,9 @@ class CompliancePolicies:
             stored: dict[tuple[str, str], PolicyConfig] = {(p.scope, p.scope_id): stored_layer(p) for p in after}
             if with_tenant:
                 self._compiles(stored, tenant)
-            for key in keys:
-                if ("key", key.id) in stored or self._in_config("key", key.id, key.name):
-                    self._compiles(stored, tenant, key.id, key.name)
+            for key_id, key_name in keys:
+                if ("key", key_id) in stored or self._in_config("key", key_id, key_name):
+                    self._compiles(stored, tenant, key_id, key_name)
 
         return check
 
@@ -126,15 +134,21 @@ class CompliancePolicies:
         return sorted(views, key=lambda v: (v["scope"], v["scope_id"], v["source"]))
 
     async def effective(self, key_id: str) -> dict[str, Any]:
-        """What applies to a key of the store: each layer with its source, then the merged policy (the actions it
-        takes per entity type, the route label, the packs and their versions, the audit retention floor)."""
+        """What applies to a key (of the store, or of the config file by its ``cfg_<name>`` id): each layer with its
+        source, then the merged policy (the actions it takes per entity type, the route label, the packs and their
+        versions, the audit retention floor)."""
         with store_errors(f"key {key_id!r} not found"):
-            key = await self.store.get_key(key_id)
+            filed = self.config_keys.get(key_id)
+            if filed is not None:
+                tenant, name = filed.tenant, filed.name
+            else:
+                key = await self.store.get_key(key_id)
+                tenant, name = key.tenant_id, key.name
             stored = await self._stored()
-        layers = policy_layers(self.config, stored, key.tenant_id, key.id, key.name)
-        policy = self._compiles(stored, key.tenant_id, key.id, key.name)  # 409: requests of the key are refused
+        layers = policy_layers(self.config, stored, tenant, key_id, name)
+        policy = self._compiles(stored, tenant, key_id, name)  # 409: requests of the key are refused
         return {
-            "key_id": key.id, "tenant": key.tenant_id,
+            "key_id": key_id, "tenant": tenant,
             "layers": [{"layer": name, "source": source, "packs": layer.packs, "overrides": dict(layer.overrides),
                         "codewords": len(layer.codewords)} for name, source, layer in layers],
             "scanned": bool(policy and policy.types), "packs": dict(policy.versions) if policy else {},
@@ -155,9 +169,11 @@ class CompliancePolicies:
             raise _set_in_file(where, scope_id)
         with store_errors(f"no compliance policy on {where} {scope_id!r}"):
             # A tenant's keys may rely on its packs (a key's 'route' uses the label of the tenant's pack).
-            keys = await self.store.list_keys(tenant_id=scope_id) if where == "tenant" \
-                else [await self.store.get_key(scope_id)]
-            tenant = scope_id if where == "tenant" else keys[0].tenant_id
+            if where == "tenant":
+                tenant, keys = scope_id, await self._keys_of(scope_id)
+            else:
+                stored_key = await self.store.get_key(scope_id)
+                tenant, keys = stored_key.tenant_id, [(stored_key.id, stored_key.name)]
             await self.store.delete_compliance_policy(where, scope_id, self._layering(tenant, keys, True))
         await self._audit("policy_deleted", CompliancePolicy(where, scope_id, updated_at=self.clock()), tenant)
 

@@ -16,7 +16,8 @@ SCOPES = (("tenant", "tenant"), ("key", "key"))
 
 
 def _policies(ctx: Ctx) -> CompliancePolicies:
-    return CompliancePolicies(ctx.gw.store, ctx.gw.config.compliance, ctx.gw.audit, "console")
+    return CompliancePolicies(ctx.gw.store, ctx.gw.config.compliance, ctx.gw.audit, "console",
+                              config_keys=ctx.gw.config.keys)
 
 
 def _overrides(text: str) -> dict[str, str]:
