@@ -78,20 +78,21 @@ class CompliancePolicies:
         with store_errors(f"{where} {scope_id!r} not found"):
             if where == "tenant":
                 await self.store.get_tenant(scope_id)
-                tenant, keys = scope_id, await self._keys_of(scope_id)
-            else:
-                stored_key = await self.store.get_key(scope_id)
-                tenant, keys = stored_key.tenant_id, [(stored_key.id, stored_key.name)]
+            tenant, keys = await self._affected(where, scope_id)
             if self._in_config(where, scope_id, None if where == "tenant" else keys[0][1]):
                 raise _set_in_file(where, scope_id)
             await self.store.put_compliance_policy(policy, self._layering(tenant, keys, where == "tenant"))
         await self._audit("policy_set", policy, tenant)
         return policy
 
-    async def _keys_of(self, tenant: str) -> list[tuple[str, str]]:
-        """(id, name) of the tenant's keys: the store's, then the config file's."""
-        stored = [(k.id, k.name) for k in await self.store.list_keys(tenant_id=tenant)]
-        return stored + [(key_id, k.name) for key_id, k in self.config_keys.items() if k.tenant == tenant]
+    async def _affected(self, scope: PolicyScope, scope_id: str) -> tuple[str, list[tuple[str, str]]]:
+        """The tenant of a policy's scope, and (id, name) of the keys a change of it may affect: a key itself, or
+        every key of a tenant (the store's, then the config file's).  NotFound for an unknown key."""
+        if scope == "key":
+            key = await self.store.get_key(scope_id)
+            return key.tenant_id, [(key.id, key.name)]
+        stored = [(k.id, k.name) for k in await self.store.list_keys(tenant_id=scope_id)]
+        return scope_id, stored + [(key_id, k.name) for key_id, k in self.config_keys.items() if k.tenant == scope_id]
 
     def _layering(self, tenant: str, keys: Sequence[tuple[str, str]], with_tenant: bool) -> PolicyCheck:
         """The check the store runs inside the write, on the policies as the change leaves them (so two changes
@@ -169,11 +170,7 @@ class CompliancePolicies:
             raise _set_in_file(where, scope_id)
         with store_errors(f"no compliance policy on {where} {scope_id!r}"):
             # A tenant's keys may rely on its packs (a key's 'route' uses the label of the tenant's pack).
-            if where == "tenant":
-                tenant, keys = scope_id, await self._keys_of(scope_id)
-            else:
-                stored_key = await self.store.get_key(scope_id)
-                tenant, keys = stored_key.tenant_id, [(stored_key.id, stored_key.name)]
+            tenant, keys = await self._affected(where, scope_id)
             await self.store.delete_compliance_policy(where, scope_id, self._layering(tenant, keys, True))
         await self._audit("policy_deleted", CompliancePolicy(where, scope_id, updated_at=self.clock()), tenant)
 
