@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from decimal import Decimal
 from typing import ClassVar, Literal, Protocol
@@ -91,6 +91,9 @@ class Conn(Protocol):
     async def fetch(self, sql: str, *args: object) -> list[Row]: ...
     async def execute(self, sql: str, *args: object) -> None: ...
     async def executemany(self, sql: str, rows: Sequence[Sequence[object]]) -> None: ...
+
+
+InTx = Callable[[Conn], Awaitable[None]]  # more work inside a write transaction
 
 
 async def _exists(c: Conn, table: str, row_id: str) -> bool:
@@ -268,17 +271,22 @@ class SQLStore(ABC):
 
     # policies
     async def _put_policy(self, table: str, columns: Sequence[str], scope: str, scope_id: str,
-                          params: tuple[object, ...]) -> None:
+                          params: tuple[object, ...], before: InTx | None = None) -> None:
+        """Insert or replace; ``before`` runs inside the write, ahead of it (what it raises cancels the write)."""
         async with self._transaction("write") as c:
             if not await _exists(c, SCOPE_TABLES[scope], scope_id):
                 raise NotFound(f"{scope} {scope_id!r} not found")
+            if before is not None:
+                await before(c)
             await c.execute(upsert_sql(table, columns), *params)
             await _bump(c)
 
-    async def _delete_policy(self, table: str, kind: str, policy_id: str) -> None:
+    async def _delete_policy(self, table: str, kind: str, policy_id: str, before: InTx | None = None) -> None:
         async with self._transaction("write") as c:
             if not await _exists(c, table, policy_id):
                 raise NotFound(f"{kind} {policy_id!r} not found")
+            if before is not None:
+                await before(c)
             await c.execute(f"DELETE FROM {table} WHERE id = ?", policy_id)
             await _bump(c)
 
@@ -313,13 +321,13 @@ class SQLStore(ABC):
     async def put_compliance_policy(self, policy: CompliancePolicy,
                                     check: PolicyCheck | None = None) -> CompliancePolicy:
         check_compliance_policy(policy)
-        async with self._transaction("write") as c:
-            if not await _exists(c, SCOPE_TABLES[policy.scope], policy.scope_id):
-                raise NotFound(f"{policy.scope} {policy.scope_id!r} not found")
-            if check is not None:
-                check([p for p in await _compliance_policies(c) if p.id != policy.id] + [policy])
-            await c.execute(upsert_sql("compliance_policies", COMPLIANCE_COLUMNS), *compliance_params(policy))
-            await _bump(c)
+
+        async def checked(c: Conn) -> None:
+            assert check is not None
+            check([p for p in await _compliance_policies(c) if p.id != policy.id] + [policy])
+
+        await self._put_policy("compliance_policies", COMPLIANCE_COLUMNS, policy.scope, policy.scope_id,
+                               compliance_params(policy), None if check is None else checked)
         return policy
 
     async def list_compliance_policies(self, scope: Scope | None = None,
@@ -330,14 +338,13 @@ class SQLStore(ABC):
 
     async def delete_compliance_policy(self, scope: Scope, scope_id: str, check: PolicyCheck | None = None) -> None:
         policy_id = f"{scope}:{scope_id}"
-        async with self._transaction("write") as c:
-            current = await _compliance_policies(c)
-            if not any(p.id == policy_id for p in current):
-                raise NotFound(f"compliance policy {policy_id!r} not found")
-            if check is not None:
-                check([p for p in current if p.id != policy_id])
-            await c.execute("DELETE FROM compliance_policies WHERE id = ?", policy_id)
-            await _bump(c)
+
+        async def checked(c: Conn) -> None:
+            assert check is not None
+            check([p for p in await _compliance_policies(c) if p.id != policy_id])
+
+        await self._delete_policy("compliance_policies", "compliance policy", policy_id,
+                                  None if check is None else checked)
 
     # change detection
     async def version(self) -> int:
