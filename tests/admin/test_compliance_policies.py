@@ -17,15 +17,15 @@ from passerelle.audit.chain import GENESIS, averify
 from passerelle.audit.sqlite import SQLiteAuditStore
 from passerelle.audit.writer import AuditLog
 from passerelle.compliance.policy import load_pack
-from passerelle.config.schema import AuditConfig, ComplianceConfig, KeyConfig, PolicyConfig
+from passerelle.config.schema import AuditConfig, ComplianceConfig, Config, KeyConfig, PolicyConfig
 from passerelle.stores.base import Store
 from passerelle.stores.records import CompliancePolicy
 from tests.admin.test_service import refused
 from tests.stores.conftest import key, tenant
 
 NOW = 1_790_000_000.0
-CONFIG = ComplianceConfig(packs=["gdpr"], tenants={"filed": PolicyConfig(packs=["health"])},
-                          keys={"cfg-key": PolicyConfig(packs=["finance"])})
+CONFIG = Config(compliance=ComplianceConfig(packs=["gdpr"], tenants={"filed": PolicyConfig(packs=["health"])},
+                                            keys={"cfg-key": PolicyConfig(packs=["finance"])}))
 
 
 @pytest.fixture
@@ -118,9 +118,10 @@ async def test_concurrent_changes_that_clash_cannot_both_land(policies: Complian
 async def test_the_config_files_keys_are_checked_and_shown_too(store: Store) -> None:
     """A key declared in the config file (``keys:``) layers over its tenant's stored policy like any other."""
     await store.create_tenant(tenant("acme"))
-    config = ComplianceConfig(packs=["defense"], keys={"svc": PolicyConfig(overrides={"EMAIL": "route"})})
-    policies = CompliancePolicies(store, config, clock=lambda: NOW,
-                                  config_keys=[KeyConfig(name="svc", key="sk-svc-secret", tenant="acme")])
+    config = Config(compliance=ComplianceConfig(packs=["defense"],
+                                                keys={"svc": PolicyConfig(overrides={"EMAIL": "route"})}),
+                    keys=[KeyConfig(name="svc", key="sk-svc-secret", tenant="acme")])
+    policies = CompliancePolicies(store, config, clock=lambda: NOW)
     message = await refused(409, policies.put("tenant", "acme", ["gdpr"]))  # svc's 'route' would lose its label
     assert "key 'cfg_svc'" in message and "route_label" in message
     await policies.put("tenant", "acme", ["finance", "defense"])

@@ -30,7 +30,7 @@ from passerelle.audit.records import AuditEvent
 from passerelle.audit.writer import AuditLog
 from passerelle.compliance.detectors.codewords import normalise
 from passerelle.compliance.policy import SHIPPED_PACKS, Policy, PolicyError, build_policy, check_layer, load_pack
-from passerelle.config.schema import ComplianceConfig, KeyConfig, PolicyConfig
+from passerelle.config.schema import Config, PolicyConfig
 from passerelle.pipeline.auth import config_key_id
 from passerelle.pipeline.compliance import merge_layers, policy_layers, stored_layer
 from passerelle.stores.base import PolicyCheck, Store
@@ -49,12 +49,12 @@ def _scope(value: str) -> PolicyScope:
 class CompliancePolicies:
     """The admin operations on compliance policies, over the store and the config's own policies."""
 
-    def __init__(self, store: Store, config: ComplianceConfig, audit: AuditLog | None = None, actor: str = "admin",
-                 clock: Callable[[], float] = time.time, config_keys: Sequence[KeyConfig] = ()) -> None:
+    def __init__(self, store: Store, config: Config, audit: AuditLog | None = None, actor: str = "admin",
+                 clock: Callable[[], float] = time.time) -> None:
         self.store = store
-        self.config = config
+        self.config = config.compliance
         # The config file's keys (``keys:``): their tenants' stored policies are layered under them too.
-        self.config_keys = {config_key_id(k.name): k for k in config_keys}
+        self.config_keys = {config_key_id(k.name): k for k in config.keys}
         self.audit = audit  # changes are audited when it is enabled
         self.actor = actor.strip()[:200] or "admin"  # who asked: kept in the audit record
         self.clock = clock

@@ -34,8 +34,7 @@ _COLUMNS = ("scope", "scope_id", "source", "packs", "overrides", "codewords")
 def _policies(admin: AdminService, a: argparse.Namespace, audit: AuditLog | None = None) -> CompliancePolicies:
     from passerelle.admin.compliance import CompliancePolicies
 
-    return CompliancePolicies(admin.store, a.loaded_config.compliance, audit, getattr(a, "actor", "cli"),
-                              config_keys=a.loaded_config.keys)
+    return CompliancePolicies(admin.store, a.loaded_config, audit, getattr(a, "actor", "cli"))
 
 
 @contextlib.asynccontextmanager

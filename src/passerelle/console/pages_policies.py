@@ -16,8 +16,7 @@ SCOPES = (("tenant", "tenant"), ("key", "key"))
 
 
 def _policies(ctx: Ctx) -> CompliancePolicies:
-    return CompliancePolicies(ctx.gw.store, ctx.gw.config.compliance, ctx.gw.audit, "console",
-                              config_keys=ctx.gw.config.keys)
+    return CompliancePolicies(ctx.gw.store, ctx.gw.config, ctx.gw.audit, "console")
 
 
 def _overrides(text: str) -> dict[str, str]:

@@ -30,8 +30,7 @@ Op = Callable[["Call"], Awaitable[Reply]]
 
 def _policies(c: Call) -> CompliancePolicies:
     # Changes are audited under the caller's name for them (x-passerelle-actor), as the AI Act switches are.
-    return CompliancePolicies(c.gw.store, c.gw.config.compliance, c.gw.audit,
-                              c.headers.get("x-passerelle-actor", "admin"), config_keys=c.gw.config.keys)
+    return CompliancePolicies(c.gw.store, c.gw.config, c.gw.audit, c.headers.get("x-passerelle-actor", "admin"))
 
 
 async def list_packs(c: Call) -> Reply:
