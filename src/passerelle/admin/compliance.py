@@ -32,7 +32,7 @@ from passerelle.compliance.detectors.codewords import normalise
 from passerelle.compliance.policy import SHIPPED_PACKS, Policy, PolicyError, build_policy, check_layer, load_pack
 from passerelle.config.schema import Config, PolicyConfig
 from passerelle.pipeline.auth import config_key_id
-from passerelle.pipeline.compliance import merge_layers, policy_layers, stored_layer
+from passerelle.pipeline.compliance import merge_layers, policy_layers, stored_layers
 from passerelle.stores.base import PolicyCheck, Store
 from passerelle.stores.records import CompliancePolicy
 
@@ -100,7 +100,7 @@ class CompliancePolicies:
         that has a layer of its own.  409 when they do not make a policy."""
 
         def check(after: list[CompliancePolicy]) -> None:
-            stored: dict[tuple[str, str], PolicyConfig] = {(p.scope, p.scope_id): stored_layer(p) for p in after}
+            stored = stored_layers(after)
             if with_tenant:
                 self._compiles(stored, tenant)
             for key_id, key_name in keys:
@@ -110,7 +110,7 @@ class CompliancePolicies:
         return check
 
     async def _stored(self) -> dict[tuple[str, str], PolicyConfig]:
-        return {(p.scope, p.scope_id): stored_layer(p) for p in await self.store.list_compliance_policies()}
+        return stored_layers(await self.store.list_compliance_policies())
 
     def _compiles(self, stored: dict[tuple[str, str], PolicyConfig], tenant: str, key_id: str = "",
                   key_name: str | None = None) -> Policy | None:

@@ -97,10 +97,11 @@ def configured(config: ComplianceConfig) -> bool:
         p.packs or p.overrides for p in (*config.tenants.values(), *config.keys.values())))
 
 
-def stored_layer(policy: CompliancePolicy) -> PolicyConfig:
-    """A policy set through the admin API, as the config file's layers hold one."""
-    return PolicyConfig(packs=None if policy.packs is None else list(policy.packs), overrides=dict(policy.overrides),
-                        codewords=list(policy.codewords))
+def stored_layers(policies: Iterable[CompliancePolicy]) -> dict[tuple[str, str], PolicyConfig]:
+    """Policies set through the admin API by (scope, id), each as the config file's layers hold one."""
+    return {(p.scope, p.scope_id): PolicyConfig(packs=None if p.packs is None else list(p.packs),
+                                                overrides=dict(p.overrides), codewords=list(p.codewords))
+            for p in policies}
 
 
 def _acted_on(layers: Iterable[PolicyConfig]) -> frozenset[str]:
@@ -161,7 +162,7 @@ class ComplianceStage:
     async def _update(self, stored: tuple[CompliancePolicy, ...]) -> None:
         if stored == self._stored_source:
             return
-        layers: dict[tuple[str, str], PolicyConfig] = {(p.scope, p.scope_id): stored_layer(p) for p in stored}
+        layers = stored_layers(stored)
         types = self._all_types(layers.values())
         enabled = configured(self.config) or any(layer.packs or layer.overrides for layer in layers.values())
         engine = self._engine
