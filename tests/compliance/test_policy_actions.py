@@ -17,6 +17,8 @@ def test_every_shipped_pack_loads() -> None:
     assert load_pack("defense").route_label == "onprem"
     assert load_pack("finance").audit_retention_days_min >= 365
     assert load_pack("gdpr") is load_pack("gdpr")  # read once: a policy is compiled on a caller's first request
+    with pytest.raises(TypeError):  # every caller shares the one copy: nobody may change it
+        load_pack("gdpr").actions["PERSON"] = "allow"  # type: ignore[index]
 
 
 def test_stricter_action_wins_and_overrides_win_over_packs() -> None:

@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
+from types import MappingProxyType
 from typing import Literal
 
 import yaml
@@ -86,7 +87,7 @@ def parse_pack(document: object, where: str) -> Pack:
     if not isinstance(retention, int) or retention < 0:
         raise PolicyError(f"{where}.audit_retention_days_min: expected a non-negative integer")
     return Pack(name=str(document.get("name") or where), version=str(document.get("version", "")),
-                description=str(document.get("description", "")), actions=checked,
+                description=str(document.get("description", "")), actions=MappingProxyType(checked),
                 audit_retention_days_min=retention, route_label=document.get("route_label"))
 
 
