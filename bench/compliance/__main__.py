@@ -150,6 +150,8 @@ def main(argv: list[str] | None = None) -> int:
           f"hard negatives", flush=True)
 
     # --- Passerelle, in process -----------------------------------------------------------------
+    from passerelle.cli.scan import JSONL_BATCH
+
     engine, build_s = passerelle_run.build()
     finance = passerelle_run.finance_types()
     supported = frozenset(engine.types)
@@ -162,14 +164,17 @@ def main(argv: list[str] | None = None) -> int:
     peer_types = frozenset(presidio_peer.MAPPING.values()) & supported
     speed: dict[str, Any] = {"peer_types": sorted(peer_types)}
     variants = (("passerelle_all", None), ("passerelle_finance", finance), ("passerelle_peer_types", peer_types))
-    passes: dict[str, tuple[list[float], list[float]]] = {key: ([], []) for key, _ in variants}
+    passes: dict[str, tuple[list[float], list[float]]] = {key: ([], []) for key, _ in (*variants, ("batch", None))}
 
     def timed_pass() -> None:
-        """One timed pass over the corpus per variant."""
+        """One timed pass over the corpus per variant, and one in batches as ``passerelle scan --jsonl`` scans."""
         for key, types in variants:
             wall, used = passerelle_run.timed_passes(engine, texts, types, 1)
             passes[key][0].extend(wall)
             passes[key][1].extend(used)
+        wall, used = passerelle_run.timed_batch_passes(engine, texts, 1, JSONL_BATCH)
+        passes["batch"][0].extend(wall)
+        passes["batch"][1].extend(used)
 
     for key, types in variants:
         speed[key] = {f"prompt_{kind}": _series(*passerelle_run.latencies(engine, ps, types, args.requests))
@@ -208,8 +213,9 @@ def main(argv: list[str] | None = None) -> int:
     if outcome is None:  # no peer to share the time with: the passes in a row
         for _ in range(args.passes):
             timed_pass()
-    for key, _ in variants:
-        wall, used = passes[key]
+    speed["passerelle_batch"] = {"batch": JSONL_BATCH}
+    for key in (*(k for k, _ in variants), "passerelle_batch"):
+        wall, used = passes["batch" if key == "passerelle_batch" else key]
         speed[key].update({"mb_s": total_bytes / 1e6 / statistics.median(wall),
                            "cpu_mb_s": total_bytes / 1e6 / statistics.median(used),
                            "passes_s": wall, "passes_cpu_s": used})
@@ -240,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
                               "negatives_flagged": evaluate.negatives_total(at_half)[1]},
         }
         _write_errors(WORK / "compliance-errors.md", "Presidio", theirs, "a")
-        for key in ("all", "finance", "peer_types"):
+        for key in ("all", "finance", "peer_types", "batch"):
             speed[f"ratio_{key}"] = speed[f"passerelle_{key}"]["mb_s"] / speed["presidio"]["mb_s"]
             speed[f"ratio_{key}_cpu"] = speed[f"passerelle_{key}"]["cpu_mb_s"] / speed["presidio"]["cpu_mb_s"]
         print(f"[compliance] presidio: {speed['presidio']['mb_s']:.4f} MB/s, typical 4 KB prompt p50 "

@@ -71,6 +71,16 @@ def verdicts(results: dict[str, Any]) -> list[dict[str, str]]:
     return out
 
 
+def _batch_ratio(speed: dict[str, Any]) -> str:
+    """The batch path, as information: the target is on text-by-text scans, as the gateway scans requests."""
+    ratio, batch = speed.get("ratio_batch"), speed.get("passerelle_batch", {})
+    if ratio is None:
+        return ""
+    return (f" In calls of {batch.get('batch', 0):,} texts to `Engine.scan_many`, as `passerelle scan --jsonl` "
+            f"scans a batch: {_f(batch.get('mb_s'), 2)} MB/s, {ratio:.0f}x (information only: the target above is "
+            "on text-by-text scans, as the gateway scans requests).")
+
+
 def _peer_types_ratio(speed: dict[str, Any]) -> str:
     ratio = speed.get("ratio_peer_types")
     if ratio is None:
@@ -216,7 +226,7 @@ def render(results: dict[str, Any]) -> str:
         lines += ["", f"Throughput ratio: **{speed['ratio_all']:.0f}x** Presidio's with every detector, "
                       f"{speed['ratio_finance']:.0f}x with the finance pack (in CPU time: "
                       f"{speed['ratio_all_cpu']:.0f}x and {speed['ratio_finance_cpu']:.0f}x)"
-                      + _peer_types_ratio(speed) + "."]
+                      + _peer_types_ratio(speed) + "." + _batch_ratio(speed)]
     lines += ["", "## Most frequent type confusions", "",
               "A labelled value found with the same span but another type (labelled → found).", "",
               "| system | confusions |", "|---|---|",

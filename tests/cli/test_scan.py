@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from passerelle.cli.scan import PACK_NAMES, pack_types
+from passerelle.cli.scan import JSONL_BATCH, PACK_NAMES, pack_types
 from passerelle.compliance.policy import SHIPPED_PACKS, load_pack
 from tests.support.processes import SRC
 
@@ -71,6 +71,19 @@ def test_jsonl_batch() -> None:
     assert out[0]["findings"] == [{"type": "CREDIT_CARD", "subtype": "VISA", "start": 6, "end": 25, "score": 1.0}]
     assert out[1]["findings"] == [] and out[2]["findings"][0]["type"] == "EMAIL"
 
+
+
+def test_jsonl_in_several_batches_keeps_every_line_in_order() -> None:
+    """More records than one ``scan_many`` batch: one output line per input, in order, each its own findings."""
+    texts = [f"carte {CARD}", "rien à signaler", "Bonjour Marie Dupont", f"IBAN {IBAN}"]
+    count = JSONL_BATCH + 100
+    lines = [{"id": i, "text": texts[i % 4]} for i in range(count)]
+    stdin = "\n".join(map(json.dumps, lines)) + "\n"
+    out = [json.loads(line) for line in scan("--jsonl", stdin=stdin).stdout.splitlines()]
+    assert [o["id"] for o in out] == list(range(count))
+    kinds = [[f["type"] for f in o["findings"]] for o in out]
+    assert kinds[:4] == [["CREDIT_CARD"], [], ["PERSON"], ["IBAN"]]
+    assert kinds == kinds[:4] * (count // 4)
 
 def test_bad_input_is_refused_without_echoing_it(tmp_path: Path) -> None:
     assert "unknown pack" in scan("--packs", "finance,banking", stdin=TEXT, code=2).stderr

