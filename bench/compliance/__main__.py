@@ -164,7 +164,8 @@ def main(argv: list[str] | None = None) -> int:
     peer_types = frozenset(presidio_peer.MAPPING.values()) & supported
     speed: dict[str, Any] = {"peer_types": sorted(peer_types)}
     variants = (("passerelle_all", None), ("passerelle_finance", finance), ("passerelle_peer_types", peer_types))
-    passes: dict[str, tuple[list[float], list[float]]] = {key: ([], []) for key, _ in (*variants, ("batch", None))}
+    passes: dict[str, tuple[list[float], list[float]]] = {key: ([], []) for key, _ in variants}
+    passes["passerelle_batch"] = ([], [])
 
     def timed_pass() -> None:
         """One timed pass over the corpus per variant, and one in batches as ``passerelle scan --jsonl`` scans."""
@@ -173,8 +174,8 @@ def main(argv: list[str] | None = None) -> int:
             passes[key][0].extend(wall)
             passes[key][1].extend(used)
         wall, used = passerelle_run.timed_batch_passes(engine, texts, 1, JSONL_BATCH)
-        passes["batch"][0].extend(wall)
-        passes["batch"][1].extend(used)
+        passes["passerelle_batch"][0].extend(wall)
+        passes["passerelle_batch"][1].extend(used)
 
     for key, types in variants:
         speed[key] = {f"prompt_{kind}": _series(*passerelle_run.latencies(engine, ps, types, args.requests))
@@ -214,8 +215,7 @@ def main(argv: list[str] | None = None) -> int:
         for _ in range(args.passes):
             timed_pass()
     speed["passerelle_batch"] = {"batch": JSONL_BATCH}
-    for key in (*(k for k, _ in variants), "passerelle_batch"):
-        wall, used = passes["batch" if key == "passerelle_batch" else key]
+    for key, (wall, used) in passes.items():
         speed[key].update({"mb_s": total_bytes / 1e6 / statistics.median(wall),
                            "cpu_mb_s": total_bytes / 1e6 / statistics.median(used),
                            "passes_s": wall, "passes_cpu_s": used})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gc
 import time
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
 from bench.compliance.corpus import Sample
@@ -45,11 +45,9 @@ def scan_corpus(engine: Any, samples: Sequence[Sample], types: Collection[str] |
     return predictions, seconds
 
 
-def timed_passes(engine: Any, texts: Sequence[str], types: Collection[str] | None, passes: int
-                 ) -> tuple[list[float], list[float]]:
-    """Wall and CPU seconds of ``passes`` whole passes over ``texts`` (scan calls only, collector paused)."""
+def _timed(one_pass: Callable[[], object], passes: int) -> tuple[list[float], list[float]]:
+    """Wall and CPU seconds of each of ``passes`` calls of ``one_pass`` (collector paused)."""
     clock, cpu = time.perf_counter, time.thread_time
-    scan = engine.scan
     wall, used = [], []
     gc.collect()
     gc.disable()
@@ -57,34 +55,36 @@ def timed_passes(engine: Any, texts: Sequence[str], types: Collection[str] | Non
         for _ in range(passes):
             c0 = cpu()
             t0 = clock()
-            for text in texts:
-                scan(text, types)
+            one_pass()
             wall.append(clock() - t0)
             used.append(cpu() - c0)
     finally:
         gc.enable()
     return wall, used
+
+
+def timed_passes(engine: Any, texts: Sequence[str], types: Collection[str] | None, passes: int
+                 ) -> tuple[list[float], list[float]]:
+    """Wall and CPU seconds of ``passes`` whole passes over ``texts`` (scan calls only, collector paused)."""
+    scan = engine.scan
+
+    def one_pass() -> None:
+        for text in texts:
+            scan(text, types)
+
+    return _timed(one_pass, passes)
 
 
 def timed_batch_passes(engine: Any, texts: Sequence[str], passes: int, batch: int) -> tuple[list[float], list[float]]:
     """Like ``timed_passes`` with every detector, through ``scan_many`` in calls of ``batch`` texts: the path of
     ``passerelle scan --jsonl``."""
-    clock, cpu = time.perf_counter, time.thread_time
     scan_many = engine.scan_many
-    wall, used = [], []
-    gc.collect()
-    gc.disable()
-    try:
-        for _ in range(passes):
-            c0 = cpu()
-            t0 = clock()
-            for at in range(0, len(texts), batch):
-                scan_many(texts[at:at + batch])
-            wall.append(clock() - t0)
-            used.append(cpu() - c0)
-    finally:
-        gc.enable()
-    return wall, used
+
+    def one_pass() -> None:
+        for at in range(0, len(texts), batch):
+            scan_many(texts[at:at + batch])
+
+    return _timed(one_pass, passes)
 
 
 def latencies(engine: Any, prompts: Sequence[str], types: Collection[str] | None, requests: int,
