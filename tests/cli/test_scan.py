@@ -72,7 +72,6 @@ def test_jsonl_batch() -> None:
     assert out[1]["findings"] == [] and out[2]["findings"][0]["type"] == "EMAIL"
 
 
-
 def test_jsonl_in_several_batches_keeps_every_line_in_order() -> None:
     """More records than one ``scan_many`` batch: one output line per input, in order, each its own findings."""
     texts = [f"carte {CARD}", "rien à signaler", "Bonjour Marie Dupont", f"IBAN {IBAN}"]
@@ -84,6 +83,7 @@ def test_jsonl_in_several_batches_keeps_every_line_in_order() -> None:
     kinds = [[f["type"] for f in o["findings"]] for o in out]
     assert kinds[:4] == [["CREDIT_CARD"], [], ["PERSON"], ["IBAN"]]
     assert kinds == kinds[:4] * (count // 4)
+
 
 def test_bad_input_is_refused_without_echoing_it(tmp_path: Path) -> None:
     assert "unknown pack" in scan("--packs", "finance,banking", stdin=TEXT, code=2).stderr

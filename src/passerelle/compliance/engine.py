@@ -179,8 +179,8 @@ class Engine:
                   extra: Sequence[Detector] = ()) -> list[list[Finding]]:
         """``[self.scan(text, types, extra) for text in texts]``, in phases: the pattern pass over every text,
         then each detector's own scan over every text, so that each phase's code and tables stay in the CPU's
-        caches from one text to the next.  Worth it for a batch (``passerelle scan --jsonl``): over the
-        benchmark's 3,000 texts, 12 % less time in one call, 5 % in calls of 256, none in calls of 4."""
+        caches from one text to the next.  Worth it for a batch (``passerelle scan --jsonl``), not for a
+        request's few texts: the compliance benchmark reports both paths (bench/results/compliance.md)."""
         wanted = None if types is None else frozenset(types)
         scans = self._database is not None
         found = [self._pattern_findings(text, wanted) if text and scans else [] for text in texts]
