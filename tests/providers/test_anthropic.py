@@ -16,6 +16,7 @@ from passerelle.providers.anthropic import AnthropicProvider
 from passerelle.providers.base import Target
 from passerelle.providers.http import HttpClient
 from tests.fakes.anthropic import FakeAnthropic, start_fake_anthropic
+from tests.support.pools import until_idle
 
 EVENT = TypeAdapter(anthropic.types.RawMessageStreamEvent)
 
@@ -81,6 +82,20 @@ async def test_stream_yields_canonical_events(provider: AnthropicProvider, fake:
     deltas = [e["delta"] for e in events if e["type"] == "content_block_delta"]
     assert [d["type"] for d in deltas] == ["thinking_delta", "signature_delta", "text_delta", "text_delta",
                                            "input_json_delta", "input_json_delta"]
+
+
+async def test_streams_in_a_row_share_one_connection(fake: FakeAnthropic) -> None:
+    http = HttpClient()
+    provider = AnthropicProvider("claude", ProviderConfig(type="anthropic", api_key="sk-ant-test", base_url=fake.url),
+                                 http)
+    try:
+        for _ in range(3):
+            events = [e async for e in provider.stream(request(), TARGET)]
+            assert events[-1] == {"type": "message_stop"}
+            await until_idle(http)  # message_stop ends the events; the body's end is read after it
+        assert http.pool.opened == 1 and len(fake.requests) == 3
+    finally:
+        await http.aclose()
 
 
 async def test_stream_calls_upstream_only_when_iterated(provider: AnthropicProvider, fake: FakeAnthropic) -> None:

@@ -42,6 +42,7 @@ from tests.fakes.bedrock import (
     invoke_frames,
     validate_operation,
 )
+from tests.support.pools import until_idle
 
 CLAUDE = "anthropic.claude-sonnet-4-20250514-v1:0"
 NOVA = "amazon.nova-pro-v1:0"
@@ -255,6 +256,17 @@ async def test_invoke_stream_yields_anthropic_events(fake: FakeBedrock,
     assert seen.raw_path == "/model/anthropic.claude-sonnet-4-20250514-v1%3A0/invoke-with-response-stream"
     assert seen.json == {"max_tokens": 256, "messages": HELLO, "anthropic_version": "bedrock-2023-05-31"}
     assert seen.headers["x-amzn-bedrock-accept"] == "application/json"
+
+
+@pytest.mark.parametrize("api", ["invoke", "converse"])
+async def test_streams_in_a_row_share_one_connection(fake: FakeBedrock, http: HttpClient, api: str,
+                                                     make_provider: Callable[..., BedrockProvider]) -> None:
+    provider = make_provider()
+    for _ in range(3):
+        events = await collect(provider.stream(chat(stream=True), target(api=api)))
+        assert events[-1] == {"type": "message_stop"}
+        await until_idle(http)  # the last event ends the events; the body's end is read after it
+    assert http.pool.opened == 1 and len(fake.received) == 3
 
 
 async def test_invoke_stream_with_thinking_and_cache_usage(fake: FakeBedrock,

@@ -17,8 +17,10 @@ import pytest
 from aiohttp import web
 
 from passerelle.errors import ErrorKind, UpstreamError
+from passerelle.providers import http_connection
 from passerelle.providers.http import HttpClient
 from passerelle.providers.http_connection import request_head, split_url
+from tests.support.pools import until
 from tests.support.servers import AppServer
 
 JSON = {"content-type": "application/json"}
@@ -41,6 +43,7 @@ class Recorder:
         app.router.add_post("/stall", self.stall)
         app.router.add_post("/limited", self.limited)
         app.router.add_post("/big", self.big)
+        app.router.add_post("/late-end", self.late_end)
         app.router.add_post("/{tail:.*}", self.json)
         return app
 
@@ -66,6 +69,17 @@ class Recorder:
         except (ConnectionResetError, asyncio.CancelledError):
             self.disconnected.set()
             raise
+        await response.write_eof()
+        return response
+
+    async def late_end(self, request: web.Request) -> web.StreamResponse:
+        """Three events, then the body's last chunk in a later packet, as a stream's framing often comes."""
+        await self._record(request)
+        response = web.StreamResponse(headers={"content-type": "text/event-stream"})
+        await response.prepare(request)
+        for i in range(3):
+            await response.write(f"data: {i}\n\n".encode())
+        await asyncio.sleep(0.05)
         await response.write_eof()
         return response
 
@@ -180,6 +194,65 @@ async def test_a_stream_closed_early_never_goes_back_to_the_pool(recorder: tuple
     await asyncio.wait_for(rec.disconnected.wait(), 5)  # the upstream saw the hang-up (it stops generating)
     answer = await client.post(url + "/json", b"{}", JSON, 5)
     assert answer.status == 200 and client.pool.opened == 2
+
+
+async def read_until(stream: AsyncIterator[bytes], last: bytes) -> bytes:
+    """A stream's pieces up to the one that ends with ``last`` (its protocol's end event), not beyond."""
+    seen = b""
+    while not seen.endswith(last):
+        seen += await anext(stream)
+    return seen
+
+
+async def test_a_stream_finished_at_its_last_event_keeps_its_connection(recorder: tuple[Recorder, str],
+                                                                        client: HttpClient) -> None:
+    rec, url = recorder
+    for _ in range(3):
+        stream = await client.post_stream(url + "/late-end", b"{}", JSON, 5)
+        assert await read_until(stream, b"data: 2\n\n") == b"data: 0\n\ndata: 1\n\ndata: 2\n\n"
+        stream.finish()  # the body's last chunk is still on its way: read in the background
+        await stream.aclose()  # does nothing more once finished
+        await until(lambda: client.pool.idle_connections == 1)
+    answer = await client.post(url + "/json", b"{}", JSON, 5)
+    assert answer.json()["n"] == 4
+    assert client.pool.opened == 1 and len(rec.peers) == 1
+
+
+async def test_a_finished_stream_whose_answer_goes_on_is_closed(recorder: tuple[Recorder, str], client: HttpClient,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    rec, url = recorder
+    monkeypatch.setattr(http_connection, "TAIL_BYTES", 8)  # the body's framing fits; another event does not
+    stream = await client.post_stream(url + "/stream?n=50", b"{}", JSON, 5)
+    assert await anext(stream) == b"data: 0\n\n"
+    stream.finish()
+    await asyncio.wait_for(rec.disconnected.wait(), 5)  # the upstream saw the hang-up (it stops generating)
+    assert client.pool.idle_connections == 0
+    await client.post(url + "/json", b"{}", JSON, 5)
+    assert client.pool.opened == 2
+
+
+async def test_a_finished_stream_whose_answer_does_not_end_is_closed_after_a_grace(
+        recorder: tuple[Recorder, str], client: HttpClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    _, url = recorder
+    monkeypatch.setattr(http_connection, "TAIL_SECONDS", 0.05)
+    stream = await client.post_stream(url + "/stall", b"{}", JSON, 5)  # the rest comes after a second
+    assert await anext(stream) == b"data: first\n\n"
+    stream.finish()
+    (conn,) = client.pool._tails
+    await until(lambda: conn.closed)
+    await client.post(url + "/json", b"{}", JSON, 5)
+    assert client.pool.opened == 2 and client.pool.idle_connections == 1
+
+
+async def test_closing_the_pool_closes_connections_reading_a_tail(recorder: tuple[Recorder, str]) -> None:
+    _, url = recorder
+    client = HttpClient()
+    stream = await client.post_stream(url + "/stall", b"{}", JSON, 5)
+    await anext(stream)
+    stream.finish()
+    (conn,) = client.pool._tails
+    await client.aclose()
+    assert conn.closed
 
 
 async def test_a_stream_dropped_unread_closes_its_socket(recorder: tuple[Recorder, str], client: HttpClient) -> None:

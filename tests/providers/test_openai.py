@@ -31,6 +31,7 @@ from tests.fakes.openai import (
     tool_call,
     validate_message,
 )
+from tests.support.pools import until_idle
 
 WEATHER = {"type": "function", "function": {"name": "get_weather", "parameters": {
     "type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}
@@ -145,6 +146,17 @@ async def test_parallel_tool_calls_complete_and_stream(fake: FakeOpenAI,
     assert body["stream"] is True and body["stream_options"] == {"include_usage": True}
     assert body["tools"] == [{"type": "function", "function": {"name": "get_weather",
                                                                "parameters": WEATHER["function"]["parameters"]}}]  # type: ignore[index]
+
+
+async def test_streams_in_a_row_share_one_connection(fake: FakeOpenAI, http: HttpClient,
+                                                     make_provider: Callable[..., OpenAIProvider]) -> None:
+    provider = make_provider()
+    for _ in range(3):
+        fake.reply(Stream(stream_chunks(PARALLEL, piece=3)))
+        events = await collect(provider.stream(anthropic_chat(), target()))
+        assert events[-1] == {"type": "message_stop"}
+        await until_idle(http)  # [DONE] ends the events; the body's end is read after it
+    assert http.pool.opened == 1 and len(fake.received) == 3
 
 
 async def test_stream_is_lazy_and_errors_before_the_first_event_are_retryable(

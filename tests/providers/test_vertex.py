@@ -40,6 +40,7 @@ from tests.fakes.vertex import (
     stream_events,
     write_service_account,
 )
+from tests.support.pools import until_idle
 
 RawEvent = anthropic.types.RawMessageStreamEvent
 STREAM_EVENTS: TypeAdapter[RawEvent] = TypeAdapter(RawEvent)
@@ -140,6 +141,14 @@ async def test_stream(provider: VertexProvider, fake: FakeVertex) -> None:
     assert call.body == {"max_tokens": 64, "system": "Be brief.", "messages": HELLO,
                          "stream": True, "anthropic_version": "vertex-2023-10-16"}
     assert bearer(call.headers) == fake.issued[0]
+
+
+async def test_streams_in_a_row_share_one_connection(provider: VertexProvider, fake: FakeVertex,
+                                                     http: HttpClient) -> None:
+    for _ in range(3):
+        assert await collect(provider, chat(stream=True)) == EXPECTED_EVENTS
+        await until_idle(http)  # message_stop ends the events; the body's end is read after it
+    assert http.pool.opened == 1 and len(fake.calls) == 3
 
 
 async def test_stream_calls_upstream_on_first_event(provider: VertexProvider, fake: FakeVertex) -> None:

@@ -36,7 +36,7 @@ from passerelle.dialects.bedrock.converse import (
 from passerelle.errors import ErrorKind, UpstreamError
 from passerelle.providers.anthropic import to_anthropic_body
 from passerelle.providers.base import Target
-from passerelle.providers.http import HttpClient, UpstreamResponse
+from passerelle.providers.http import ChunkStream, HttpClient, UpstreamResponse
 
 BEDROCK_ANTHROPIC_VERSION = "bedrock-2023-05-31"
 AwsEvent = tuple[str, dict[str, Any]]  # (":event-type", decoded JSON payload)
@@ -235,14 +235,12 @@ class BedrockProvider:
         except UpstreamError as exc:
             raise _bedrock_error(exc) from None
 
-    async def _events(self, target: Target, operation: str, body: bytes,
-                      headers: dict[str, str]) -> AsyncGenerator[AwsEvent, None]:
+    async def _chunks(self, target: Target, operation: str, body: bytes, headers: dict[str, str]) -> ChunkStream:
         url, signed = await self._signed(target, operation, body, headers)
         try:
-            chunks = await self._http.post_stream(_wire_url(url), body, signed, target.timeout)
+            return await self._http.post_stream(_wire_url(url), body, signed, target.timeout)
         except UpstreamError as exc:
             raise _bedrock_error(exc) from None
-        return aws_events(chunks)
 
     @staticmethod
     def api(target: Target) -> str:
@@ -278,16 +276,19 @@ class BedrockProvider:
         self._drop_headers(request)
         if self.api(target) == "invoke":
             body = msgspec.json.encode(invoke_body(request))
-            events = await self._events(target, "invoke-with-response-stream", body,
+            chunks = await self._chunks(target, "invoke-with-response-stream", body,
                                         {**_JSON, "x-amzn-bedrock-accept": "application/json"})
+            events = aws_events(chunks)
             canonical = _invoke_events(events)
         else:
             body = msgspec.json.encode(to_converse_request(request, target.model))
-            events = await self._events(target, "converse-stream", body, _JSON)
+            chunks = await self._chunks(target, "converse-stream", body, _JSON)
+            events = aws_events(chunks)
             canonical = events_from_converse_stream(events, target.model)
         async with aclosing(events), aclosing(canonical):
             async for event in canonical:
                 yield event
+            chunks.finish()  # the last event read: the connection is kept for the next request
 
     async def count_tokens(self, request: ChatRequest, target: Target) -> int | None:
         if self.api(target) == "invoke":

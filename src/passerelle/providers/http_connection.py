@@ -8,7 +8,10 @@ client took 1.3-1.8 ms of CPU per streamed answer and 0.19 ms per whole one, thi
 
 One exchange at a time per connection.  A connection goes back to the pool only when its response was
 read to the end and both sides keep it alive; anything else (an error, a stream the caller stopped
-reading, a timeout) closes it, so a half-read answer can never reach the next request.
+reading, a timeout) closes it, so a half-read answer can never reach the next request.  A stream whose
+last event was read before the body's own end (a chunked body's last, empty chunk often comes in a later
+packet) is finished in the background: the rest is read and dropped, up to ``TAIL_BYTES`` within
+``TAIL_SECONDS``, and the connection then goes back to the pool (see ``ConnectionPool.release_after_tail``).
 """
 
 from __future__ import annotations
@@ -16,9 +19,10 @@ from __future__ import annotations
 import asyncio
 import functools
 import ssl
+import weakref
 import zlib
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import NamedTuple, cast
 from urllib.parse import quote, urlencode, urlsplit
 
@@ -26,6 +30,9 @@ import httptools
 from multidict import CIMultiDict, CIMultiDictProxy
 
 _PAUSE_AT = 256 * 1024  # unread body bytes at which the socket stops being read (a slow consumer)
+# What is still read of a stream after its last event, to keep its connection: the framing, not content.
+TAIL_BYTES = 16 * 1024
+TAIL_SECONDS = 2.0
 _FRAMING = frozenset({"content-length", "transfer-encoding", "connection", "host"})
 
 
@@ -108,6 +115,9 @@ class Connection(asyncio.Protocol):
         self._timeout = 0.0
         self._last = 0.0
         self._timer: asyncio.TimerHandle | None = None
+        self._tail_done: Callable[[], None] | None = None  # set while the rest of an answer is read and dropped
+        self._tail_left = 0
+        self._tail_timer: asyncio.TimerHandle | None = None
 
     # asyncio.Protocol
 
@@ -127,6 +137,8 @@ class Connection(asyncio.Protocol):
         except Exception as exc:  # the parser's errors, and ours raised from its callbacks
             self._fail(exc if isinstance(exc, ResponseError) else ResponseError(f"malformed response: {exc}"))
         self._wake()
+        if self._tail_done is not None and self.complete:
+            self._tail_ended()
 
     def eof_received(self) -> bool:
         return False  # the transport closes itself; connection_lost follows
@@ -139,6 +151,7 @@ class Connection(asyncio.Protocol):
             elif self._error is None:
                 self._error = ResponseError("the upstream closed the connection before the answer ended")
         self._cancel_timer()
+        self._stop_tail()
         self._wake()
 
     # httptools callbacks
@@ -167,6 +180,11 @@ class Connection(asyncio.Protocol):
         self._until_close = not length and not chunked
 
     def on_body(self, body: bytes) -> None:
+        if self._tail_done is not None:  # read and dropped (undecoded: the byte budget is the wire's)
+            self._tail_left -= len(body)
+            if self._tail_left < 0:
+                raise ResponseError("more than the end of a stream followed its last event")
+            return
         if self._decoder is not None:
             body = self._decoder.decompress(body)
         if body:
@@ -218,6 +236,25 @@ class Connection(asyncio.Protocol):
             self._raise_if_broken()
             await self._wait()
 
+    def read_tail(self, done: Callable[[], None]) -> None:
+        """Read the rest of the current answer and drop it, then call ``done``; close the connection instead if
+        more than ``TAIL_BYTES`` bytes or ``TAIL_SECONDS`` go by first (or if it breaks).  For a stream whose
+        last event was read before the body ended: the connection can then carry another exchange."""
+        if self._parser is None or self.closed or self._error is not None:
+            self.close()
+            return
+        self._chunks.clear()
+        self._buffered = 0
+        if self.complete:
+            done()
+            return
+        self._cancel_timer()  # the exchange's read timeout: the tail has its own, shorter
+        self._tail_done, self._tail_left = done, TAIL_BYTES
+        self._tail_timer = self.loop.call_later(TAIL_SECONDS, self.close)
+        if self._paused and self.transport is not None:
+            self._paused = False
+            self.transport.resume_reading()
+
     def raw_headers(self) -> list[tuple[bytes, bytes]]:
         return self._raw_headers  # ``finish`` starts a new list: this one stays the caller's
 
@@ -233,11 +270,13 @@ class Connection(asyncio.Protocol):
         self.status = 0
         self.head_done = self.complete = self._until_close = self._keep_alive = False
         self._decoder = None
+        self._stop_tail()
         return reusable
 
     def close(self) -> None:
         self.closed = True
         self._cancel_timer()
+        self._stop_tail()
         if self.transport is not None:
             self.transport.close()
 
@@ -292,6 +331,18 @@ class Connection(asyncio.Protocol):
             self._timer.cancel()
             self._timer = None
 
+    def _tail_ended(self) -> None:
+        done = self._tail_done
+        self._stop_tail()
+        if done is not None:
+            done()
+
+    def _stop_tail(self) -> None:
+        self._tail_done = None
+        if self._tail_timer is not None:
+            self._tail_timer.cancel()
+            self._tail_timer = None
+
 
 def header_map(raw: list[tuple[bytes, bytes]]) -> CIMultiDictProxy[str]:
     """Response headers as a case-insensitive mapping (built only when someone reads them)."""
@@ -319,7 +370,13 @@ class ConnectionPool:
         self._idle_seconds = idle_seconds
         self._idle: dict[Origin, deque[Connection]] = {}  # most recently used at the right
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._tails: weakref.WeakSet[Connection] = weakref.WeakSet()  # reading the end of a stream's answer
         self.opened = 0  # connections made so far (tests check reuse with it)
+
+    @property
+    def idle_connections(self) -> int:
+        """Connections waiting in the pool for another exchange."""
+        return sum(len(idle) for idle in self._idle.values())
 
     async def acquire(self, origin: Origin) -> Connection:
         loop = self._running_loop()
@@ -345,6 +402,16 @@ class ConnectionPool:
             self._loop = loop
         return loop
 
+    def release_after_tail(self, origin: Origin, conn: Connection) -> None:
+        """Back to the pool once the rest of its answer (a stream's framing after the last event) is read,
+        else closed (see ``Connection.read_tail``)."""
+        self._tails.add(conn)
+        conn.read_tail(functools.partial(self._tail_read, origin, conn))
+
+    def _tail_read(self, origin: Origin, conn: Connection) -> None:
+        self._tails.discard(conn)
+        self.release(origin, conn)
+
     def release(self, origin: Origin, conn: Connection) -> None:
         """Back to the pool if the exchange ended cleanly, else closed."""
         if conn.finish() and self._loop is conn.loop:
@@ -365,6 +432,8 @@ class ConnectionPool:
             for conn in idle:
                 conn.close()
         self._idle = {}
+        for conn in list(self._tails):
+            conn.close()
 
     async def _connect(self, loop: asyncio.AbstractEventLoop, origin: Origin) -> Connection:
         context = self._tls() if origin.scheme == "https" else None

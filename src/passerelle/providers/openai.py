@@ -95,6 +95,7 @@ class OpenAIProvider:
         try:
             async for event in events:
                 yield event
+            chunks.finish()  # [DONE] read: the connection is kept for the next request
         finally:
             # Give the connection back to the pool now, not when the garbage collector runs.
             await _aclose(events)
