@@ -11,6 +11,8 @@
 - ``passerelle-finance``: the same with the finance compliance pack on (see FINANCE_OVERLAY);
 - ``passerelle-full``: both of them at once (FULL_FEATURES_OVERLAY);
 - ``passerelle-scaleout``: ``passerelle-full`` on PostgreSQL + Redis;
+- ``passerelle-anthropic``: default features, the simulator reached as an ``anthropic`` provider (the Messages
+  API upstream, as Claude is served): requests and streams translated both ways;
 - ``litellm``: LiteLLM proxy, configured as in shared/reference/peers.md.
 """
 
@@ -78,6 +80,7 @@ DESCRIPTIONS = {
     "passerelle-finance": "Passerelle with the finance compliance pack on (prompts and answers scanned)",
     "passerelle-full": "Passerelle with the finance compliance pack, metering, hard + soft budgets and rate limits on",
     "passerelle-scaleout": "passerelle-full on PostgreSQL + Redis (the multi-instance backend)",
+    "passerelle-anthropic": "Passerelle, default features, OpenAI dialect in, an anthropic provider upstream",
     "litellm": "LiteLLM proxy, config of peers.md, master key as Bearer",
 }
 
@@ -147,7 +150,7 @@ def reset_scaleout() -> str | None:
     return None
 
 
-PASSERELLES = ("passerelle", "passerelle-granian", "passerelle-python", *OVERLAYS)
+PASSERELLES = ("passerelle", "passerelle-granian", "passerelle-python", "passerelle-anthropic", *OVERLAYS)
 
 
 def unavailable(name: str, litellm: peer_litellm.LiteLLMInstall | None) -> str | None:
@@ -198,6 +201,8 @@ def start(name: str, upstream_port: int, workers: int, work: Path, tag: str, *, 
         config = passerelle_config(upstream_port, workers, data,
                                    engine="granian" if name == "passerelle-granian" else "uvicorn",
                                    overlay=OVERLAYS.get(name))
+        if name == "passerelle-anthropic":  # the simulator speaks the Messages API too
+            config = deep_merge(config, {"providers": {"upstream": {"type": "anthropic", "base_url": upstream}}})
         if name == "passerelle-scaleout":
             problem = reset_scaleout()
             if problem:

@@ -12,7 +12,8 @@ FLOOR_MS = 0.01  # a log axis cannot show zero or less: smaller added latencies 
 COLORS = {"relay": "black", "passthrough": "tab:gray", "passerelle": "tab:blue", "passerelle-granian": "tab:cyan",
           "passerelle-python": "tab:brown",
           "passerelle-budgets": "tab:orange", "passerelle-finance": "tab:olive",
-          "passerelle-full": "tab:purple", "passerelle-scaleout": "tab:green", "litellm": "tab:red"}
+          "passerelle-full": "tab:purple", "passerelle-scaleout": "tab:green", "passerelle-anthropic": "tab:pink",
+          "litellm": "tab:red"}
 
 
 def plot_added_latency(result: Mapping[str, Any], path: Path) -> bool:

@@ -10,10 +10,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 GATEWAY_ORDER = ("direct", "relay", "passthrough", "passerelle", "passerelle-granian", "passerelle-python",
-                 "passerelle-budgets", "passerelle-finance", "passerelle-full", "passerelle-scaleout", "litellm")
-# relay (socat: the floor of any extra hop), passerelle-granian (the same gateway on the other HTTP server) and
-# passerelle-python (without its compiled twins) run only when asked for.
-DEFAULT_GATEWAYS = tuple(g for g in GATEWAY_ORDER if g not in ("relay", "passerelle-granian", "passerelle-python"))
+                 "passerelle-budgets", "passerelle-finance", "passerelle-full", "passerelle-scaleout",
+                 "passerelle-anthropic", "litellm")
+# relay (socat: the floor of any extra hop), passerelle-granian (the same gateway on the other HTTP server),
+# passerelle-python (without its compiled twins) and passerelle-anthropic (an Anthropic upstream) run only when asked.
+ON_REQUEST = ("relay", "passerelle-granian", "passerelle-python", "passerelle-anthropic")
+DEFAULT_GATEWAYS = tuple(g for g in GATEWAY_ORDER if g not in ON_REQUEST)
 SCENARIO_ORDER = ("small", "stream", "large", "concurrent")
 PERCENTILES = (("p50", 0.50), ("p90", 0.90), ("p99", 0.99))
 
@@ -39,7 +41,7 @@ TARGET_SOAK_GROWTH = 0.10
 # The latency targets are measured again in paired rounds (bench/run.py: Runner.paired) for these.
 PAIRED_SCENARIOS = ("small", "stream")
 PAIRED_GATEWAYS = ("relay", "passthrough", "passerelle", "passerelle-python", "passerelle-budgets",
-                   "passerelle-finance", "passerelle-full", "passerelle-scaleout")
+                   "passerelle-finance", "passerelle-full", "passerelle-scaleout", "passerelle-anthropic")
 # The configurations every target is checked for: the defaults, cost control's (issue 4: "with metering and budgets
 # on"), compliance's (issue 5: "with the finance pack on"), both, and both on the scale-out backend.
 TARGET_GATEWAYS = ("passerelle", "passerelle-budgets", "passerelle-finance", "passerelle-full", "passerelle-scaleout")
