@@ -227,9 +227,9 @@ class ChunkStream:
     def finish(self) -> None:
         """The caller read the answer's last event (its protocol's own end, such as ``message_stop`` or
         ``[DONE]``): the connection goes back to the pool once the body's framing has ended too, read in the
-        background, or is closed if more than that follows.  Closing instead, as ``aclose`` does, would cost
-        the next request a new connection (and a TLS handshake) whenever the body's last chunk comes in a
-        later packet than the last event, which for SSE parsers that stop at their end event is always."""
+        background, or is closed if more than that follows.  ``aclose`` keeps the connection only if the body
+        has already ended: the next request would pay for a new connection (and a TLS handshake) whenever
+        the body's last chunk comes in a later packet than the last event."""
         conn, self._conn = self._conn, None
         if conn is not None:
             self._pool.release_after_tail(self._origin, conn)
