@@ -4,9 +4,11 @@ On a shared 2-core VM a gateway's added latency moves by 0.3-0.4 ms between runs
 worth measuring.  ``valgrind --tool=callgrind`` counts the instructions a process executes: the same count
 for the same code and requests, whatever else the machine does.  Each gateway runs under callgrind (one
 worker), with the upstream simulator and this client outside it; after a warm-up, counting is switched on
-for a fixed number of sequential requests of the ``small`` scenario and the total is divided by them.
+for a fixed number of sequential requests of the ``small`` scenario (or ``stream``: the answer streamed, 16
+chunks paced as in the benchmark) and the total is divided by them.
 
     python -m bench.instructions --gateways passerelle,passerelle-full --variants compiled,python
+    python -m bench.instructions --gateways passerelle,passerelle-budgets --variants compiled --scenario stream
 
 Writes ``bench/results/instructions.md`` and ``.json``.  Instructions are not seconds (cache misses and
 system calls weigh differently), so this compares versions of the same code; latency stays the harness's job.
@@ -30,7 +32,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from bench import gateways, procs
-from bench.run import request_body, scenarios
+from bench.run import Scenario, request_body, scenarios
 
 RESULTS = gateways.REPO / "bench" / "results"
 _SUMMARY = re.compile(rb"^summary:\s+(\d+)", re.MULTILINE)
@@ -59,8 +61,8 @@ def _callgrind(command: str, *args: str) -> None:
     subprocess.run(["callgrind_control", command, *args], check=True, capture_output=True, timeout=120)
 
 
-def measure(name: str, upstream_port: int, work: Path, *, warmup: int, requests: int, compiled: bool
-            ) -> dict[str, Any]:
+def measure(name: str, upstream_port: int, work: Path, *, warmup: int, requests: int, compiled: bool,
+            scenario: Scenario | None = None) -> dict[str, Any]:
     """Start ``name`` under callgrind (its compiled twins on or off), warm it, count ``requests`` requests;
     instructions per request."""
     label = name if compiled else f"{name} (pure Python)"
@@ -77,7 +79,7 @@ def measure(name: str, upstream_port: int, work: Path, *, warmup: int, requests:
     assert proc is not None
     try:
         proc.wait_http(endpoint.health, timeout=600)
-        body = request_body(scenarios(False)["small"])
+        body = request_body(scenario or scenarios(False)["small"])
         address = urlsplit(endpoint.url)
         conn = http.client.HTTPConnection(address.netloc, timeout=120)
         for _ in range(warmup):
@@ -114,7 +116,8 @@ def render(results: dict[str, Any]) -> str:
         f"Command: `{results['command']}` ({results['generated_at']}, Python {results['python']}, "
         f"{results['machine']}). One worker under callgrind, the upstream simulator and a sequential client "
         f"outside it; {results['warmup']} warm-up requests, then {results['requests']} counted "
-        "(`small` scenario: ~1 KB prompt, 16 output tokens, non-streaming). Every process of the gateway's tree "
+        f"(`{results.get('scenario', 'small')}` scenario: {_SCENARIOS[results.get('scenario', 'small')]}). "
+        "Every process of the gateway's tree "
         "is counted (supervisor, worker, helper threads). *compiled*: the compiled twins of setup.py; "
         "*Python*: the same sources with PASSERELLE_COMPILED=0.",
         "",
@@ -126,6 +129,10 @@ def render(results: dict[str, Any]) -> str:
         ratio = f"{compiled / python:.3f}" if compiled and python else ""
         lines.append(f"| {name} | {_m(compiled)} | {_m(python)} | {ratio} |")
     return "\n".join(lines) + "\n"
+
+
+_SCENARIOS = {"small": "~1 KB prompt, 16 output tokens, non-streaming",
+              "stream": "~1 KB prompt, 16 output tokens streamed one per chunk, paced as in the benchmark"}
 
 
 def _m(value: float | None) -> str:
@@ -140,6 +147,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                    help="each gateway with its compiled twins (compiled) and/or without (python)")
     p.add_argument("--requests", type=int, default=300, help="counted requests per gateway")
     p.add_argument("--warmup", type=int, default=200, help="uncounted requests first")
+    p.add_argument("--scenario", choices=sorted(_SCENARIOS), default="small",
+                   help="the benchmark's scenario each counted request follows")
     p.add_argument("--out", type=Path, default=RESULTS)
     args = p.parse_args(argv)
     if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
@@ -155,10 +164,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     scratch = gateways.REPO / "bench" / ".work"
     scratch.mkdir(parents=True, exist_ok=True)  # absent from a fresh clone
     work = Path(tempfile.mkdtemp(prefix="instructions-", dir=scratch))
-    small = scenarios(False)["small"]
+    scenario = scenarios(False)[args.scenario]
     sim_port = procs.free_port()
     sim = procs.Proc("simulator", [sys.executable, "-m", "passerelle", "simulator", "--host", "127.0.0.1",
-                                   "--port", str(sim_port), *small.simulator_args()],
+                                   "--port", str(sim_port), *scenario.simulator_args()],
                      work / "simulator.log", env=gateways.child_env(), cwd=gateways.REPO)
     rows = []
     try:
@@ -166,7 +175,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for name in names:
             for variant in variants:
                 row = measure(name, sim_port, work, warmup=args.warmup, requests=args.requests,
-                              compiled=variant == "compiled")
+                              compiled=variant == "compiled", scenario=scenario)
                 print(f"[instructions] {row['gateway']}: {row['per_request'] / 1e6:.3f} M per request", flush=True)
                 rows.append(row)
     finally:
@@ -174,7 +183,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     results = {"generated_at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
                "command": "python -m bench.instructions " + " ".join(sys.argv[1:] if argv is None else argv),
                "python": sys.version.split()[0], "machine": f"{os.cpu_count()} CPUs",
-               "warmup": args.warmup, "requests": args.requests, "gateways": rows}
+               "scenario": args.scenario, "warmup": args.warmup, "requests": args.requests, "gateways": rows}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "instructions.json").write_text(json.dumps(results, indent=2) + "\n")
     (args.out / "instructions.md").write_text(render(results))

@@ -30,3 +30,11 @@ def test_the_table_pairs_each_gateway_with_its_pure_python_run() -> None:
                    "machine": "2 CPUs", "warmup": 200, "requests": 300, "gateways": rows})
     assert "| passerelle | 1.356 | 1.404 | 0.966 |" in text
     assert "| passerelle-full | 1.740 |  |  |" in text
+
+
+def test_the_table_names_the_scenario_counted() -> None:
+    base = {"command": "python -m bench.instructions", "generated_at": "now", "python": "3.11.7",
+            "machine": "2 CPUs", "warmup": 200, "requests": 300, "gateways": []}
+    assert "(`small` scenario: ~1 KB prompt, 16 output tokens, non-streaming)" in render(base)
+    streamed = render({**base, "scenario": "stream"})
+    assert "(`stream` scenario: ~1 KB prompt, 16 output tokens streamed one per chunk" in streamed
