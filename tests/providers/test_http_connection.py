@@ -218,6 +218,20 @@ async def test_a_stream_finished_at_its_last_event_keeps_its_connection(recorder
     assert client.pool.opened == 1 and len(rec.peers) == 1
 
 
+async def test_a_stream_block_left_at_the_end_keeps_and_left_on_an_error_closes(recorder: tuple[Recorder, str],
+                                                                               client: HttpClient) -> None:
+    rec, url = recorder
+    with pytest.raises(RuntimeError):
+        async with await client.post_stream(url + "/stream?n=50", b"{}", JSON, 5) as stream:
+            await anext(stream)
+            raise RuntimeError("the caller's parser gave up")
+    await asyncio.wait_for(rec.disconnected.wait(), 5)  # closed at once: the upstream stops generating
+    async with await client.post_stream(url + "/late-end", b"{}", JSON, 5) as stream:
+        await read_until(stream, b"data: 2\n\n")
+    await until(lambda: client.pool.idle_connections == 1)
+    assert client.pool.opened == 2
+
+
 async def test_a_finished_stream_whose_answer_goes_on_is_closed(recorder: tuple[Recorder, str], client: HttpClient,
                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     rec, url = recorder

@@ -71,12 +71,9 @@ class AnthropicProvider:
         body = msgspec.json.encode(to_anthropic_body(request, target.model, stream=True))
         chunks = await self._http.post_stream(self._url, body, self._headers(request), target.timeout,
                                               self._query(request))
-        try:
+        async with chunks:  # left after message_stop: the connection is kept for the next request
             async for event in events_from_sse(chunks):
                 yield event
-            chunks.finish()  # message_stop read: the connection is kept for the next request
-        finally:
-            await chunks.aclose()  # the caller stopped early (or the stream broke): closed, never reused
 
     async def count_tokens(self, request: ChatRequest, target: Target) -> int | None:
         body = to_anthropic_body(request, target.model, stream=False)

@@ -285,10 +285,11 @@ class BedrockProvider:
             chunks = await self._chunks(target, "converse-stream", body, _JSON)
             events = aws_events(chunks)
             canonical = events_from_converse_stream(events, target.model)
-        async with aclosing(events), aclosing(canonical):
+        # ``chunks`` innermost, so left first: after the last event it keeps the connection before ``aws_events``
+        # is closed (which closes its chunks, a no-op by then).
+        async with aclosing(events), aclosing(canonical), chunks:
             async for event in canonical:
                 yield event
-            chunks.finish()  # the last event read: the connection is kept for the next request
 
     async def count_tokens(self, request: ChatRequest, target: Target) -> int | None:
         if self.api(target) == "invoke":

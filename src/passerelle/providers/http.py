@@ -11,6 +11,7 @@ import contextlib
 import ssl
 from collections.abc import Mapping
 from email.utils import parsedate_to_datetime
+from types import TracebackType
 from typing import Any
 
 import msgspec
@@ -186,7 +187,11 @@ class HttpClient:
 
 
 class ChunkStream:
-    """A streamed answer's body pieces; ``aclose`` (or the end) gives the connection back or closes it."""
+    """A streamed answer's body pieces; ``aclose`` (or the end) gives the connection back or closes it.
+
+    As an ``async with`` block around the reading of its events: leaving the block normally means the caller
+    read the answer's last event (``finish``: the connection is kept); leaving it on an exception, or because
+    the caller's generator was closed early, closes the connection (the upstream stops generating)."""
 
     __slots__ = ("_conn", "_origin", "_pool", "_timeout_s")
 
@@ -198,6 +203,16 @@ class ChunkStream:
 
     def __aiter__(self) -> ChunkStream:
         return self
+
+    async def __aenter__(self) -> ChunkStream:
+        return self
+
+    async def __aexit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                        trace: TracebackType | None) -> None:
+        if kind is None:
+            self.finish()
+        else:
+            self.release()
 
     async def __anext__(self) -> bytes:
         conn = self._conn

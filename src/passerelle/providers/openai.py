@@ -92,14 +92,12 @@ class OpenAIProvider:
                                               self._request_headers(request), target.timeout,
                                               self._query(request))
         events = events_from_openai_sse(chunks, model=target.model)
-        try:
-            async for event in events:
-                yield event
-            chunks.finish()  # [DONE] read: the connection is kept for the next request
-        finally:
-            # Give the connection back to the pool now, not when the garbage collector runs.
-            await _aclose(events)
-            await _aclose(chunks)
+        async with chunks:  # left after [DONE]: the connection is kept for the next request
+            try:
+                async for event in events:
+                    yield event
+            finally:
+                await _aclose(events)  # closed now, not when the garbage collector runs
 
     async def count_tokens(self, request: ChatRequest, target: Target) -> int | None:
         return None  # OpenAI has no token counting endpoint for chat completions

@@ -258,12 +258,9 @@ class VertexProvider:
         url = self._url(target, target.model, "streamRawPredict")
         try:
             chunks = await self._http.post_stream(url, msgspec.json.encode(body), headers, target.timeout)
-            try:
+            async with chunks:  # left after message_stop: the connection is kept for the next request
                 async for event in events_from_sse(chunks):
                     yield event
-                chunks.finish()  # message_stop read: the connection is kept for the next request
-            finally:
-                await chunks.aclose()  # the caller stopped early (or the stream broke): closed, never reused
         except UpstreamError as exc:
             raise self._rejected(exc) from None
 
