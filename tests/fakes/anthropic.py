@@ -10,6 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
+from tests.fakes import end_body
 from tests.support.servers import serve_app
 
 
@@ -111,7 +112,7 @@ def build_app(fake: FakeAnthropic) -> web.Application:
             raw = sse(name, data)
             await response.write(raw[:7])
             await response.write(raw[7:])
-        await response.write_eof()
+        await end_body(response)
         return response
 
     app = web.Application()

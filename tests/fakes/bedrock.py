@@ -28,6 +28,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from botocore.validate import ParamValidator
 
+from tests.fakes import end_body
 from tests.support.servers import AppServer
 
 REGION = "us-west-2"
@@ -323,5 +324,5 @@ async def _stream(request: web.Request, answer: Stream, operation: str) -> web.S
         cut = len(data) // 2
         await response.write(data[:cut])
         await response.write(data[cut:])
-    await response.write_eof()
+    await end_body(response)
     return response

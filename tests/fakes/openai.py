@@ -30,6 +30,7 @@ from openai.types.chat import completion_create_params
 from pydantic import TypeAdapter
 from typing_extensions import TypedDict
 
+from tests.fakes import end_body
 from tests.support.servers import AppServer
 
 # ---------------------------------------------------------------- validators
@@ -308,7 +309,7 @@ class FakeOpenAI:
             await resp.write(b"data: " + msgspec.json.encode(chunk) + b"\n\n")
         if reply.done:
             await resp.write(b"data: [DONE]\n\n")
-        await resp.write_eof()
+        await end_body(resp)
         return resp
 
 

@@ -22,6 +22,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
+from tests.fakes import end_body
 from tests.support.servers import AppServer
 
 GOOGLE_TOKEN_AUDIENCE = "https://oauth2.googleapis.com/token"  # the aud Google requires
@@ -300,7 +301,7 @@ class FakeVertex:
         if self.stream_mode == "ok":
             for event in events:
                 await resp.write(sse(event))
-            await resp.write_eof()
+            await end_body(resp)
             return resp
         for event in events[:4]:  # message_start, content_block_start, ping, first delta
             await resp.write(sse(event))
