@@ -4,9 +4,12 @@ hold globally, as if there were one instance."""
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import time
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -26,11 +29,14 @@ CONFIG = """
 server: {{log_level: warning}}
 providers:
   sim: {{type: simulator, simulator: {{mode: fixed, output_tokens: 10}}}}
+  slow: {{type: simulator, simulator: {{mode: fixed, output_tokens: 10, tokens_per_second: 1}}}}
 models:
   test-model: {{deployments: [{{provider: sim}}]}}
+  slow-model: {{deployments: [{{provider: slow}}]}}
 metering:
   prices:
     - {{provider: simulator, model: test-model, input: "0.1", output: "10"}}
+    - {{provider: simulator, model: slow-model, input: "0.1", output: "10"}}
 {store}
 """
 
@@ -50,10 +56,13 @@ class Cluster:
         return secret, key_id
 
 
-@pytest.fixture
-async def cluster(tmp_path: Path) -> AsyncIterator[Cluster]:
+@asynccontextmanager
+async def _cluster(tmp_path: Path, reservation_lease_s: float | None = None) -> AsyncIterator[Cluster]:
     async with scale_out() as backend:
-        config = CONFIG.format(store=backend.yaml())
+        store_yaml = backend.yaml()
+        if reservation_lease_s is not None:
+            store_yaml = store_yaml.replace("}\n", f", reservation_lease_s: {reservation_lease_s}}}\n")
+        config = CONFIG.format(store=store_yaml)
         store = await PostgresStore.connect(backend.dsn, backend.schema)
         (tmp_path / "a").mkdir()
         (tmp_path / "b").mkdir()
@@ -66,6 +75,12 @@ async def cluster(tmp_path: Path) -> AsyncIterator[Cluster]:
             await asyncio.to_thread(a.stop)
             await asyncio.to_thread(b.stop)
             await store.aclose()
+
+
+@pytest.fixture
+async def cluster(tmp_path: Path) -> AsyncIterator[Cluster]:
+    async with _cluster(tmp_path) as c:
+        yield c
 
 
 async def _visible(url: str, secret: str) -> None:
@@ -168,3 +183,42 @@ async def test_revocation_reaches_the_other_instance_within_one_second(cluster: 
         delay = time.monotonic() - revoked_at
     assert response.json()["error"]["message"] == "this API key has been revoked"
     assert delay < 1.0, f"instance B still accepted the revoked key {delay:.2f}s later"
+
+
+async def test_a_killed_instance_gives_its_budget_reservation_back(tmp_path: Path) -> None:
+    """Instance a is killed (SIGKILL) while it streams: its request never settles.  Its reservation holds the
+    budget until a's lease lapses (3 s here); then b's sweep gives it back and b answers again."""
+    async with _cluster(tmp_path, reservation_lease_s=3) as cluster:
+        secret, key_id = await cluster.key()
+        # One reservation ($0.0001238, see above) fits in $0.0002; a second does not.
+        await cluster.store.put_budget(Budget("bud_" + uuid.uuid4().hex[:12], "key", key_id, "total",
+                                              Decimal("0.0002")))
+        await asyncio.gather(_visible(cluster.a.url, secret), _visible(cluster.b.url, secret))
+        body = {"model": "slow-model", "max_tokens": 10, "messages": [{"role": "user", "content": "hello there"}]}
+        headers = {"x-api-key": secret, "anthropic-version": "2023-06-01"}
+        async with httpx.AsyncClient(timeout=30) as client:
+            async with client.stream("POST", cluster.a.url + "/v1/messages", json={**body, "stream": True},
+                                     headers=headers) as streaming:
+                assert streaming.status_code == 200
+                async for line in streaming.aiter_lines():
+                    if line.startswith("event: content_block_delta"):
+                        break  # the answer is under way: a holds the reservation
+                os.killpg(cluster.a.proc.pid, signal.SIGKILL)
+                cluster.a.proc.wait()
+            refused = await client.post(cluster.b.url + "/v1/messages", json=body, headers=headers)
+            assert refused.status_code == 402, refused.text  # the dead instance's reservation still counts
+            killed = time.monotonic()
+            while True:
+                answer = await client.post(cluster.b.url + "/v1/messages", json=body, headers=headers)
+                if answer.status_code == 200:
+                    break
+                assert answer.status_code == 402, answer.text
+                assert time.monotonic() - killed < 10, "the reservation never came back"
+                await asyncio.sleep(0.2)
+        # Given back after a's lease (3 s) at b's next sweep (every 1 s), not before.
+        assert 1.5 <= time.monotonic() - killed <= 6
+        for _ in range(50):  # the log is written behind, off the request path
+            if "counters_reservations_reclaimed" in cluster.b.logs():
+                break
+            await asyncio.sleep(0.1)
+        assert "counters_reservations_reclaimed" in cluster.b.logs()

@@ -106,18 +106,25 @@ async def backend_fixture(request: pytest.FixtureRequest, tmp_path: Path) -> Asy
         await delete_prefix(prefix)
 
 
-# One worker process: opens the file, says "ready", waits for "go" on stdin so that the processes start
-# together, fires all its admissions concurrently and prints each one's refusal reason (null: admitted).
+# One worker process: opens the file (or connects to Redis), says "ready", waits for "go" on stdin so that the
+# processes start together, fires all its admissions concurrently and prints each one's refusal reason (null:
+# admitted).  With "settle", it then settles each admitted one at that actual cost.  With "crash", it then exits at
+# once, closing nothing: a killed worker.
 WORKER = """
-import asyncio, json, sys
+import asyncio, json, os, sys
 from pathlib import Path
 from passerelle.stores.base import Bucket, Charge
+from passerelle.stores.counters_redis import RedisCounters
 from passerelle.stores.counters_shm import SharedMemoryCounters
 from passerelle.stores.counters_sqlite import SQLiteCounters
 
 async def main(spec):
-    kind = SharedMemoryCounters if spec["path"].endswith(".shm") else SQLiteCounters
-    counters = kind(Path(spec["path"]))
+    if "redis" in spec:
+        url, prefix, lease = spec["redis"]
+        counters = await RedisCounters.connect(url, prefix, owner_lease_s=lease)
+    else:
+        kind = SharedMemoryCounters if spec["path"].endswith(".shm") else SQLiteCounters
+        counters = kind(Path(spec["path"]))
     await counters.ping()
     print("ready", flush=True)
     await asyncio.to_thread(sys.stdin.readline)
@@ -125,6 +132,14 @@ async def main(spec):
     buckets = [Bucket(*bucket) for bucket in spec["buckets"]]
     results = await asyncio.gather(*(counters.admit(f"{spec['tag']}{i}", charges, spec["reserve"], buckets, [])
                                      for i in range(spec["n"])))
+    if spec.get("settle") is not None:  # the actual cost of each admitted request
+        for i, result in enumerate(results):
+            if result.ok:
+                await counters.settle(f"{spec['tag']}{i}", charges, spec["reserve"], spec["settle"], buckets,
+                                      [b.cost for b in buckets], [])
+    if spec.get("crash"):
+        print(json.dumps([r.reason for r in results]), flush=True)
+        os._exit(0)
     await counters.aclose()
     print(json.dumps([r.reason for r in results]), flush=True)
 

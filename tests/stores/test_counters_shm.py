@@ -18,17 +18,19 @@ BUDGET = "budget:bud_1:2026-11"
 
 
 async def test_a_full_table_refuses_and_changes_nothing(tmp_path: Path) -> None:
-    counters = SharedMemoryCounters(tmp_path / "c.shm", records=4, holders=2, clock=FakeClock())
+    counters = SharedMemoryCounters(tmp_path / "c.shm", records=8, holders=2, clock=FakeClock())
     try:
-        for n in range(3):
+        for n in range(6):
             await counters.seed(f"budget:{n}", 10, 3600)
         charge = Charge("budget:0", 1000)
-        buckets = [Bucket(f"rl:{n}", 10, 1.0, 1) for n in range(2)]  # one record left: two are needed
+        # Two records left; three are needed: two buckets, then this process's reservation on the charge.
+        buckets = [Bucket(f"rl:{n}", 10, 1.0, 1) for n in range(2)]
         with pytest.raises(TableFull):
             await counters.admit("r1", [charge], 5, buckets, [])
         assert await counters.committed(["budget:0"]) == [10]  # the reservation was not made
-        assert (await counters.admit("r2", [charge], 5, buckets[:1], [])).ok
-        assert await counters.committed(["budget:0"]) == [15]
+        admitted = await counters.admit("r2", [], 0, buckets, [])  # the buckets' records are there now
+        assert admitted.ok
+        assert [level.remaining for level in admitted.levels.values()] == [9, 9]  # r1 took no token
     finally:
         await counters.aclose()
 

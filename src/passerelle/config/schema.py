@@ -129,6 +129,9 @@ class StoreConfig(Strict):
     postgres_schema: str = "passerelle"
     redis_url: str | None = None  # required with postgres: the shared counters
     redis_prefix: str = "passerelle:"
+    # Scale-out: an instance that has not renewed its lease in Redis for this long is taken for dead, and the
+    # budget reservations of its requests in flight are given back.
+    reservation_lease_s: Annotated[float, Meta(ge=3)] = 60.0
     # Seconds between two checks for changed keys and policies: the bound on revocation delay.
     refresh_interval: Annotated[float, Meta(gt=0, le=1)] = 0.25
     ledger_flush_interval: PositiveFloat = 0.2  # write-behind: seconds between ledger commits

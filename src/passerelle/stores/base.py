@@ -167,7 +167,14 @@ class Counters(Protocol):
         """Replace the reservation by the actual cost (``committed += actual - reserved``), give
         back to each bucket what it took beyond ``actual_costs[i]``, release the slots.  Returns
         the charge counters whose committed amount crossed their limit with this settlement
-        (soft budgets alert on these)."""
+        (soft budgets alert on these).  Once per admitted request.  A reservation the counters no
+        longer hold (``reclaim`` gave it back) is not taken off again: the actual cost alone is added."""
+        ...
+
+    async def reclaim(self) -> int:
+        """Give back to their budgets the reservations of gateway processes that died before settling them
+        (each backend also does it on its own, periodically); returns the pico-USD given back, summed over the
+        budget counters."""
         ...
 
     async def seed(self, counter: str, value_pico: int, ttl_s: int | None) -> None:

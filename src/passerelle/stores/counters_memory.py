@@ -93,6 +93,9 @@ class MemoryCounters:
         self._max_cache_entries = max_cache_entries
         self._max_cache_entry_bytes = max_cache_entry_bytes
         self._charges: dict[str, tuple[int, float | None]] = {}  # counter -> (committed, expires at)
+        # counter -> what this process holds reserved on it: a settlement takes back at most that, as in the
+        # shared backends (a request refused, or settled twice, then settles its actual cost alone)
+        self._reserved: dict[str, int] = {}
         self._buckets: dict[str, tuple[float, float]] = {}  # counter -> (tokens, at)
         self._full_at: dict[str, float] = {}  # counter -> when the bucket is full again (for the sweep)
         self._slots: dict[str, dict[str, float]] = {}  # counter -> request id -> lease expiry
@@ -119,6 +122,8 @@ class MemoryCounters:
         for charge, value in zip(charges, values, strict=True):
             assert value is not None
             self._charges[charge.counter] = (value + reserve_pico, self._charges[charge.counter][1])
+            if reserve_pico:
+                self._reserved[charge.counter] = self._reserved.get(charge.counter, 0) + reserve_pico
         for bucket, available in zip(buckets, tokens, strict=True):
             self._put_bucket(bucket, available - bucket.cost, now)
         for slot, holding in zip(slots, holders, strict=True):
@@ -131,10 +136,17 @@ class MemoryCounters:
         now = self._now()
         crossed: list[str] = []
         for charge in charges:
+            reserved = 0
+            if reserved_pico and (held := self._reserved.get(charge.counter, 0)):
+                reserved = min(held, reserved_pico)
+                if held > reserved:
+                    self._reserved[charge.counter] = held - reserved
+                else:
+                    del self._reserved[charge.counter]
             value = self._committed(charge.counter, now)
             if value is None:  # expired with its period: nothing left to correct
                 continue
-            after, crossing = settle_charge(charge, value, reserved_pico, actual_pico)
+            after, crossing = settle_charge(charge, value, reserved, actual_pico)
             self._charges[charge.counter] = (after, self._charges[charge.counter][1])
             if crossing:
                 crossed.append(charge.counter)
@@ -148,6 +160,9 @@ class MemoryCounters:
                 if not holding:
                     del self._slots[slot.counter]
         return crossed
+
+    async def reclaim(self) -> int:
+        return 0  # one process: nothing it reserved outlives it
 
     async def seed(self, counter: str, value_pico: int, ttl_s: int | None) -> None:
         now = self._now()

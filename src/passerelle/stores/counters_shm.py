@@ -20,6 +20,10 @@ Alert flags and the response cache are neither hot nor fixed-size: they stay in 
 - Not durable, as the SQLite file was not: a crashed process loses nothing (the pages are the OS's), a
   crashed machine may lose the file, and deleting it (gateway stopped) is safe: budget counters are
   re-seeded from the ledger, buckets restart full, slots empty.  A file of another layout is reset.
+- A hard budget's reservation is also counted per process (an ``OWNED`` record per budget counter and
+  worker: pid, start time, pid namespace; see ``owners``).  The sweep gives back to the budget what a
+  dead worker held reserved, so a worker killed mid-request does not keep its budget spent; a worker
+  settling a reservation no longer counted (the file was reset) settles its actual cost alone.
 - Expired records read as absent and are reused in place; each process sweeps both tables once a minute,
   on its event loop between requests, a chunk of records per hold of the lock.  (A helper thread held
   the lock while it waited for the interpreter lock, and operations retrying on the loop kept that from
@@ -42,6 +46,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
+from passerelle.stores import owners
 from passerelle.stores.base import Admission, Bucket, Charge, Slot
 from passerelle.stores.counters_memory import (
     SWEEP_INTERVAL_S,
@@ -67,9 +72,12 @@ _I_AT, _X_AT = 24, 32
 EMPTY = bytes(16)
 DELETED = b"\xff" * 16
 NEVER = math.inf
-# record kinds: charge (i value, x expiry), bucket (x tokens, y at, z full at), slot (i holders, x earliest lease);
-# holder records, in their own table: i = the slot's key prefix, x = lease expiry
-CHARGE, BUCKET, SLOT, HOLDER = b"c", b"b", b"s", b"h"
+# record kinds: charge (i value, x expiry), bucket (x tokens, y at, z full at), slot (i holders, x earliest lease),
+# owned (OWNED_RECORD: what one process holds reserved on one charge); holder records, in their own table: i = the
+# slot's key prefix, x = lease expiry
+CHARGE, BUCKET, SLOT, HOLDER, OWNED = b"c", b"b", b"s", b"h", b"o"
+OWNED_RECORD = struct.Struct("<16sc7xqqqq")  # key, kind, reserved pico, owner (ProcessId.packed), its namespace, charge
+
 SWEEP_CHUNK = 512  # records swept per hold of the lock: a fraction of a millisecond
 MIN_PAUSE_S, MAX_PAUSE_S = 0.00005, 0.001  # between tries of a lock another worker holds
 
@@ -84,6 +92,11 @@ _counter_key = functools.lru_cache(maxsize=4096)(_key)  # the few counters every
 
 def _holder_key(counter: str, request_id: str) -> bytes:
     return _key(HOLDER, f"{counter}\0{request_id}")
+
+
+def _prefix(key: bytes) -> int:
+    """A key's first 8 bytes, which also choose where its probe starts: enough to find it again."""
+    return int.from_bytes(key[:8], "little", signed=True)
 
 
 class TableFull(RuntimeError):
@@ -145,6 +158,21 @@ class _Table:
         raise TableFull(f"the shared counters file has no free {self.name} record; delete it while the gateway "
                         "is stopped, or lower the number of live counters")
 
+    def find_prefix(self, prefix: int) -> int:
+        """The offset of the record whose key starts with ``prefix`` (see ``_prefix``), or -1."""
+        buf, base, mask = self.buf, self.offset, self.mask
+        start = prefix.to_bytes(8, "little", signed=True)
+        i = prefix & mask
+        for _ in range(self.size):
+            at = base + i * RECORD.size
+            k = buf[at:at + 16]
+            if k[:8] == start:
+                return at
+            if k == EMPTY:
+                return -1
+            i = (i + 1) & mask
+        return -1
+
     def delete(self, at: int) -> None:
         self.buf[at:at + 16] = DELETED
 
@@ -163,6 +191,7 @@ class _State:
     def __init__(self, counters: SharedMemoryCounters, now: float) -> None:
         self.main, self.holders, self.now = counters._main, counters._holders, now
         self.buf = counters._buf
+        self.owner, self.owned_keys = counters._owner, counters._owned_keys
 
     # charges
 
@@ -183,6 +212,41 @@ class _State:
             _I.pack_into(self.buf, at + _I_AT, value)
         else:
             _I_X.pack_into(self.buf, at + _I_AT, value, expiry)
+
+    # reservations: what this process holds reserved on each charge
+
+    def owned_key(self, counter: str) -> bytes:
+        key = self.owned_keys.get(counter)
+        if key is None:
+            if len(self.owned_keys) >= 4096:  # the counters of a few days' keys; bounded all the same
+                self.owned_keys.clear()
+            key = self.owned_keys[counter] = _key(OWNED, f"{counter}\0{self.owner.packed()}")
+        return key
+
+    def owned_at(self, counter: str) -> int:
+        """This process's record for ``counter``, created (holding nothing) if missing."""
+        key = self.owned_key(counter)
+        at = self.main.find(key)
+        if at < 0:
+            owner = self.owner
+            at = self.main.place(key, (OWNED, 0, 0.0, 0.0, 0.0))
+            OWNED_RECORD.pack_into(self.buf, at, key, OWNED, 0, owner.packed(), owner.namespace,
+                                   _prefix(_counter_key(CHARGE, counter)))
+        return at
+
+    def reserve(self, at: int, amount: int) -> None:
+        held = _I.unpack_from(self.buf, at + _I_AT)[0]
+        _I.pack_into(self.buf, at + _I_AT, held + amount)
+
+    def unreserve(self, counter: str, amount: int) -> int:
+        """Takes ``amount`` off this process's reservation on ``counter``; returns how much of it was there."""
+        at = self.main.find(self.owned_key(counter))
+        if at < 0:
+            return 0
+        held: int = _I.unpack_from(self.buf, at + _I_AT)[0]
+        taken = amount if amount <= held else held
+        _I.pack_into(self.buf, at + _I_AT, held - taken)
+        return taken
 
     # buckets
 
@@ -255,12 +319,14 @@ class SharedMemoryCounters:
         self._sql = SQLiteCounters(path.with_suffix(".db"), max_cache_entry_bytes=max_cache_entry_bytes,
                                    max_cache_entries=max_cache_entries, clock=clock)
         self._lock = FileLock(path.with_name(path.name + ".lock"))
-        self._sweeping: asyncio.Task[None] | None = None
+        self._sweeping: asyncio.Task[int] | None = None
         self._buf = self._open(path, records, holders)
         self._main = _Table(self._buf, HEADER_BYTES, records, "counter")
         self._holders = _Table(self._buf, HEADER_BYTES + records * RECORD.size, holders, "slot holder")
         self._next_sweep = 0.0
         self._closed = False
+        self._owner = owners.current()
+        self._owned_keys: dict[str, bytes] = {}  # budget counter -> key of this process's OWNED record
 
     def _open(self, path: Path, records: int, holders: int) -> mmap.mmap:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -311,9 +377,12 @@ class SharedMemoryCounters:
             if admission.ok:
                 for slot in slots:  # allocates holder records first: a full table then changes nothing
                     s.holders.place(_holder_key(slot.counter, request_id), (HOLDER, 0, -NEVER, 0.0, 0.0))
+                owned_at = [s.owned_at(c.counter) for c in charges] if reserve_pico else []
                 for at, value in zip(charge_at, values, strict=True):
                     assert value is not None  # an absent charge refuses
                     s.put_charge(at, value + reserve_pico)
+                for at in owned_at:
+                    s.reserve(at, reserve_pico)
                 for at, bucket, available in zip(bucket_at, buckets, tokens, strict=True):
                     s.put_tokens(at, bucket, available - bucket.cost)
                 for at, slot in zip(slot_at, slots, strict=True):
@@ -328,11 +397,12 @@ class SharedMemoryCounters:
             bucket_at = [s.bucket_at(b) for b in buckets]
             crossed: list[str] = []
             for charge in charges:
+                reserved = s.unreserve(charge.counter, reserved_pico) if reserved_pico else 0
                 at = s.charge_at(charge.counter, False)
                 value = s.charge(at)
                 if value is None:  # expired with its period: nothing left to correct
                     continue
-                after, crossing = settle_charge(charge, value, reserved_pico, actual_pico)
+                after, crossing = settle_charge(charge, value, reserved, actual_pico)
                 s.put_charge(at, after)
                 if crossing:
                     crossed.append(charge.counter)
@@ -397,20 +467,47 @@ class SharedMemoryCounters:
                 self._sweeping = asyncio.get_running_loop().create_task(self._sweep())
         return op(_State(self, now))
 
-    async def _sweep(self) -> None:
+    async def reclaim(self) -> int:
+        """Sweeps now (see ``_sweep``); returns what it gave back of dead processes' reservations (pico-USD)."""
+        return await self._sweep()
+
+    async def _sweep(self) -> int:
         """Frees expired charges, full buckets, lapsed holders and unheld slots, so the tables keep room (a slot
-        whose holders lapsed keeps its count until its next admission recounts it)."""
+        whose holders lapsed keeps its count until its next admission recounts it), and gives back to each budget
+        what dead processes held reserved on it."""
+        reclaimed = 0
         try:
             for table in (self._holders, self._main):
                 for first in range(0, table.size, SWEEP_CHUNK):
                     await asyncio.sleep(0)  # requests go between chunks
-                    await self._run(functools.partial(_sweep_chunk, table, first))
+                    reclaimed += await self._run(functools.partial(_sweep_chunk, table, first))
         except (RuntimeError, sqlite3.OperationalError):  # closed meanwhile, or the lock kept elsewhere: next time
-            return
+            pass
+        return owners.report(reclaimed)
 
 
-def _sweep_chunk(table: _Table, first: int, s: _State) -> None:
+def _sweep_chunk(table: _Table, first: int, s: _State) -> int:
     now = s.now
+    reclaimed = 0
     for at, (_, kind, value, x, _, z) in table.records(first, SWEEP_CHUNK):
         if (kind in (CHARGE, HOLDER) and x <= now) or (kind == BUCKET and z <= now) or (kind == SLOT and value <= 0):
             table.delete(at)
+        elif kind == OWNED:
+            reclaimed += _sweep_owned(s, at)
+    return reclaimed
+
+
+def _sweep_owned(s: _State, at: int) -> int:
+    """Deletes a record that holds nothing; gives a dead owner's reservation back to its charge: returns it."""
+    _, _, held, packed, namespace, charge_prefix = OWNED_RECORD.unpack_from(s.buf, at)
+    if held == 0:
+        s.main.delete(at)
+        return 0
+    if packed == s.owner.packed() or owners.alive(owners.ProcessId.unpack(packed, namespace)) is not False:
+        return 0
+    charge_at = s.main.find_prefix(charge_prefix)
+    value = s.charge(charge_at)
+    if value is not None:  # else expired with its period: nothing to give back
+        s.put_charge(charge_at, value - held)
+    s.main.delete(at)
+    return int(held)

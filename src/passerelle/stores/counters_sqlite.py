@@ -27,6 +27,8 @@ write runs in a short transaction on one connection per process, so the processe
   nothing (its writes are in the OS cache); a crashed machine may lose or corrupt the file, and deleting it
   (gateway stopped) is safe: missing budget counters are re-seeded from the ledger, buckets restart full,
   slots, alert flags and the cache restart empty.
+- A hard budget's reservation is also counted per process, in a charge row named after the process and the
+  budget counter (``OWNED``); the sweep gives back to the budget what a dead process held (see ``owners``).
 - Expired rows read as absent; the write transaction that meets one deletes it, and each process sweeps
   every table once a minute.
 - The response cache holds at most ``max_cache_entries``, evicting the oldest *inserted* (a ``cache_set``
@@ -46,6 +48,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
+from passerelle.stores import owners
 from passerelle.stores.base import Admission, Bucket, Charge, Slot
 from passerelle.stores.counters_memory import SWEEP_INTERVAL_S, decide_admit, settle_bucket, settle_charge
 from passerelle.stores.counters_sqlite_batch import Batch, FileLock, marks
@@ -53,6 +56,12 @@ from passerelle.stores.counters_sqlite_batch import Batch, FileLock, marks
 T = TypeVar("T")
 BUSY_TIMEOUT_MS = 5000
 MAX_BATCH = 128  # operations per transaction: bounds how long one process holds the write lock
+OWNED = "\x1fowned:"  # charge rows "<OWNED><namespace>:<packed process id>:<counter>": a process's reservations
+
+
+def _owned(counter: str) -> str:
+    me = owners.current()
+    return f"{OWNED}{me.namespace}:{me.packed()}:{counter}"
 
 SCHEMA = """
 BEGIN IMMEDIATE;
@@ -116,6 +125,8 @@ class SQLiteCounters:
 
     async def admit(self, request_id: str, charges: Sequence[Charge], reserve_pico: int,
                     buckets: Sequence[Bucket], slots: Sequence[Slot]) -> Admission:
+        owned = [_owned(c.counter) for c in charges] if reserve_pico else []
+
         def run(batch: Batch) -> Admission:
             values = [batch.charge(c.counter) for c in charges]
             tokens = [batch.tokens(b) for b in buckets]
@@ -125,25 +136,36 @@ class SQLiteCounters:
                 for charge, value in zip(charges, values, strict=True):
                     assert value is not None  # an absent charge refuses
                     batch.put_charge(charge.counter, value + reserve_pico)
+                for name in owned:
+                    batch.put_charge(name, (batch.charge(name) or 0) + reserve_pico, None)
                 for bucket, available in zip(buckets, tokens, strict=True):
                     batch.put_tokens(bucket, available - bucket.cost)
                 for slot in slots:
                     batch.hold(slot.counter, request_id, batch.now + slot.lease_s)
             return admission
 
-        return await self._write(run, [c.counter for c in charges], [b.counter for b in buckets],
+        return await self._write(run, [c.counter for c in charges] + owned, [b.counter for b in buckets],
                                  [s.counter for s in slots], inline=True)
 
     async def settle(self, request_id: str, charges: Sequence[Charge], reserved_pico: int, actual_pico: int,
                      buckets: Sequence[Bucket], actual_costs: Sequence[int], slots: Sequence[Slot]) -> list[str]:
+        owned = [_owned(c.counter) for c in charges] if reserved_pico else []
+
         def run(batch: Batch) -> list[str]:
             values = {c.counter: v for c in charges if (v := batch.charge(c.counter)) is not None}
+            reserved = dict.fromkeys((c.counter for c in charges), 0)
+            for charge, name in zip(charges, owned, strict=False):
+                held = batch.charge(name)
+                if held:  # else given back meanwhile (see _reclaim): the actual cost alone is settled
+                    reserved[charge.counter] = min(held, reserved_pico)
+                    batch.put_charge(name, held - reserved[charge.counter])
             crossed: list[str] = []
             for charge in charges:
                 value = values.get(charge.counter)
                 if value is None:  # expired with its period: nothing left to correct
                     continue
-                values[charge.counter], crossing = settle_charge(charge, value, reserved_pico, actual_pico)
+                values[charge.counter], crossing = settle_charge(charge, value, reserved[charge.counter],
+                                                                 actual_pico)
                 if crossing:
                     crossed.append(charge.counter)
             for counter, value in values.items():
@@ -155,8 +177,21 @@ class SQLiteCounters:
                 batch.release(slot.counter, request_id)
             return crossed
 
-        return await self._write(run, [c.counter for c in charges], [b.counter for b in buckets],
+        return await self._write(run, [c.counter for c in charges] + owned, [b.counter for b in buckets],
                                  [s.counter for s in slots], inline=True)
+
+    async def reclaim(self) -> int:
+        def run(db: sqlite3.Connection) -> int:
+            self._file_lock.acquire(BUSY_TIMEOUT_MS / 1000)
+            try:
+                db.execute("BEGIN IMMEDIATE")
+                reclaimed: list[int] = []
+                self._finally_commit(db, lambda: reclaimed.append(self._reclaim(db, self._clock())))
+                return reclaimed[0]
+            finally:
+                self._file_lock.release()
+
+        return await self._call(run)
 
     async def seed(self, counter: str, value_pico: int, ttl_s: int | None) -> None:
         def run(batch: Batch) -> None:
@@ -371,8 +406,27 @@ class SQLiteCounters:
                 self._conn.close()
                 self._conn = None
 
+    @staticmethod
+    def _reclaim(db: sqlite3.Connection, now: float) -> int:
+        """Gives back what dead processes held reserved (deleting the rows that hold nothing); returns it, in pico."""
+        me, reclaimed = owners.current(), 0
+        for name, held in db.execute("SELECT counter, value FROM charges WHERE counter >= ? AND counter < ?",
+                                     (OWNED, OWNED[:-1] + chr(ord(OWNED[-1]) + 1))).fetchall():
+            namespace, packed, counter = name[len(OWNED):].split(":", 2)
+            owner = owners.ProcessId.unpack(int(packed), int(namespace))
+            if held and (owner == me or owners.alive(owner) is not False):
+                continue
+            if held:
+                db.execute("UPDATE charges SET value = value - ? WHERE counter = ? AND (expiry IS NULL OR expiry > ?)",
+                           (held, counter, now))
+                reclaimed += held
+            db.execute("DELETE FROM charges WHERE counter = ?", (name,))
+        return owners.report(reclaimed)
+
     def _sweep(self, db: sqlite3.Connection, now: float) -> None:
-        """Drop what has expired so the file stays bounded by the live counters."""
+        """Drop what has expired so the file stays bounded by the live counters, and give back what dead processes
+        held reserved."""
+        self._reclaim(db, now)
         db.execute("DELETE FROM charges WHERE expiry <= ?", (now,))
         db.execute("DELETE FROM buckets WHERE full_at <= ?", (now,))
         db.execute("DELETE FROM slots WHERE lease_expiry <= ?", (now,))

@@ -29,7 +29,8 @@ async def open_counters(config: Config, data_dir: Path, workers: int = 1) -> Cou
 
         assert config.store.redis_url  # checked by the config loader
         return await RedisCounters.connect(config.store.redis_url, config.store.redis_prefix,
-                                           config.cache.max_entry_bytes)
+                                           config.cache.max_entry_bytes,
+                                           owner_lease_s=config.store.reservation_lease_s)
     if workers > 1:
         from passerelle.stores.counters_shm import SharedMemoryCounters
 
