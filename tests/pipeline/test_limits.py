@@ -204,3 +204,57 @@ async def test_counters_down_fails_closed_with_a_retryable_503(make_harness) -> 
     assert response.status_code == 503 and response.headers["retry-after"] == "1"
     assert response.json()["error"]["type"] == "api_error"
     assert "Too many connections" not in response.text  # internals stay in the log
+
+
+async def _failing_settlements(h) -> list[bool]:  # type: ignore[no-untyped-def]
+    """Makes the counters' settle fail while the returned flag's first item is True (an outage)."""
+    outage = [True]
+    settle = h.gw.counters.settle
+
+    async def flaky(*args: object, **kwargs: object) -> object:
+        if outage[0]:
+            raise ConnectionError("Redis is restarting")
+        return await settle(*args, **kwargs)
+
+    h.gw.counters.settle = flaky
+    return outage
+
+
+async def test_a_settlement_that_failed_is_retried_until_the_counters_answer(make_harness) -> None:  # type: ignore[no-untyped-def]
+    h = await make_harness()
+    await h.tenant("acme")
+    secret, key_id = await h.key("acme")
+    budget = await h.budget("key", key_id, "1")
+    counter = f"budget:{budget.id}:all"
+    outage = await _failing_settlements(h)
+    response = await h.client.post("/v1/messages", json=anthropic_body(), headers=a_headers(secret))
+    assert response.status_code == 200  # the answer does not wait for the counters
+    assert h.gw.limiter.unsettled == 1
+    reserved = (await h.gw.counters.committed([counter]))[0]
+    assert reserved == 123_800_000  # the reservation, $0.0001238, still counted
+    await asyncio.sleep(1.0)  # a retry came and failed: still queued
+    assert h.gw.limiter.unsettled == 1
+    outage[0] = False
+    for _ in range(100):
+        if not h.gw.limiter.unsettled:
+            break
+        await asyncio.sleep(0.1)
+    assert h.gw.limiter.unsettled == 0
+    [record] = [r for r in await h.records() if r.key_id == key_id]
+    assert 0 < record.cost_pico < reserved
+    assert await h.gw.counters.committed([counter]) == [record.cost_pico]  # the real cost, as the ledger says
+
+
+async def test_queued_settlements_are_tried_once_more_at_shutdown(make_harness) -> None:  # type: ignore[no-untyped-def]
+    h = await make_harness()
+    await h.tenant("acme")
+    secret, key_id = await h.key("acme")
+    budget = await h.budget("key", key_id, "1")
+    outage = await _failing_settlements(h)
+    assert (await h.client.post("/v1/messages", json=anthropic_body(), headers=a_headers(secret))).status_code == 200
+    assert h.gw.limiter.unsettled == 1
+    outage[0] = False
+    await h.gw.limiter.aclose()  # before the first retry (half a second after the failure)
+    assert h.gw.limiter.unsettled == 0
+    [record] = [r for r in await h.records() if r.key_id == key_id]
+    assert await h.gw.counters.committed([f"budget:{budget.id}:all"]) == [record.cost_pico]

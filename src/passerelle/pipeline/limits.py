@@ -6,15 +6,22 @@ holds a concurrency slot, in one atomic step of the shared counters.  Settlement
 reservation for the real cost and refunds unused tokens.  Because a reservation is an upper
 bound of the real cost, committed spend never passes a hard budget, whatever the concurrency
 and however many instances share the counters.
+
+A settlement that fails (the counters unreachable for a moment) is queued and retried in the background,
+backing off up to ``RETRY_MAX_S``: otherwise its reservation, the request's largest possible cost, would stay
+counted until the budget's period ends.  The queue holds ``UNSETTLED_MAX`` settlements; beyond, the oldest is
+dropped and logged (its reservation then stays counted: the safe side).
 """
 
 from __future__ import annotations
 
 import asyncio
 import calendar
+import contextlib
 import functools
 import logging
 import time
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -68,6 +75,8 @@ class _Plan:
 
 
 _PLANS = 4096  # plans kept (keys x models seen today); past that the cache starts again
+RETRY_FIRST_S, RETRY_MAX_S = 0.5, 30.0  # a failed settlement is tried again after these (doubling)
+UNSETTLED_MAX = 100_000
 
 
 def _unavailable(exc: Exception) -> GatewayError:
@@ -113,6 +122,8 @@ class Limiter:
         self.config = config.metering
         self._alerts: set[asyncio.Task[None]] = set()
         self._plans: dict[tuple[int, str, str | None, str, str, int], _Plan] = {}
+        self._unsettled: deque[tuple[Ticket, int, int]] = deque()  # (ticket, actual pico, actual tokens)
+        self._retrying: asyncio.Task[None] | None = None
 
     async def admit(self, who: Principal, request: ChatRequest, policies: Policies, table: RoutingTable,
                     follow_ups: FollowUps | None = None) -> Ticket:
@@ -251,10 +262,18 @@ class Limiter:
 
     async def settle(self, ticket: Ticket, actual_pico: int, actual_tokens: int) -> None:
         """Swap the reservation for the real cost; refund unused tokens; release slots.  Safe to
-        call twice (the second call does nothing)."""
+        call twice (the second call does nothing).  Never raises: a failure is retried later."""
         if ticket.settled or ticket.empty:
             return
         ticket.settled = True
+        try:
+            await self._settle(ticket, actual_pico, actual_tokens)
+        except Exception as exc:
+            log("settle_failed", logging.ERROR, request_id=ticket.request_id, queued=len(self._unsettled) + 1,
+                error=f"{exc.__class__.__name__}: {exc}")
+            self._retry_later(ticket, actual_pico, actual_tokens)
+
+    async def _settle(self, ticket: Ticket, actual_pico: int, actual_tokens: int) -> None:
         costs = [actual_tokens if i in ticket.token_buckets else b.cost for i, b in enumerate(ticket.buckets)]
         crossed = await self.counters.settle(ticket.request_id, ticket.settle_charges, ticket.reserved_pico,
                                              actual_pico, ticket.buckets, costs, ticket.slots)
@@ -277,7 +296,51 @@ class Limiter:
         if budget.webhook:
             await post_webhook(budget.webhook, event)
 
+    def _retry_later(self, ticket: Ticket, actual_pico: int, actual_tokens: int) -> None:
+        if len(self._unsettled) >= UNSETTLED_MAX:
+            dropped = self._unsettled.popleft()[0]
+            log("settle_dropped", logging.ERROR, request_id=dropped.request_id, reserved_pico=dropped.reserved_pico)
+        self._unsettled.append((ticket, actual_pico, actual_tokens))
+        if self._retrying is None or self._retrying.done():
+            self._retrying = asyncio.create_task(self._retry(), name="passerelle-settle-retry")
+
+    async def _retry(self) -> None:
+        """Settles the queue in order, waiting longer after each round that fails."""
+        delay = RETRY_FIRST_S
+        while self._unsettled:
+            await asyncio.sleep(delay)
+            if await self._retry_queued():
+                log("settle_recovered", logging.INFO)
+                delay = RETRY_FIRST_S
+            else:
+                delay = min(RETRY_MAX_S, delay * 2)
+
+    async def _retry_queued(self) -> bool:
+        """Tries every queued settlement once, in order; False at the first that fails (it stays first)."""
+        while self._unsettled:
+            ticket, actual_pico, actual_tokens = self._unsettled[0]
+            try:
+                await self._settle(ticket, actual_pico, actual_tokens)
+            except Exception:
+                return False
+            self._unsettled.popleft()
+        return True
+
+    @property
+    def unsettled(self) -> int:
+        """Settlements waiting for the counters to answer again."""
+        return len(self._unsettled)
+
     async def aclose(self) -> None:
+        """Waits for alerts; tries the queued settlements a last time (those that still fail are logged: their
+        reservations stay counted, or are given back by another process's ``reclaim`` once this one is gone)."""
+        if self._retrying is not None:
+            self._retrying.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._retrying
+            self._retrying = None
+        if self._unsettled and not await self._retry_queued():
+            log("settle_abandoned", logging.ERROR, count=len(self._unsettled))
         if self._alerts:
             await asyncio.wait(self._alerts, timeout=5)
 

@@ -294,11 +294,7 @@ async def _settle(gw: Gateway, ticket: Ticket | None, outcome: Outcome, who: Pri
     """Swap the reservation for the real cost, then queue the ledger record (never blocks on the DB)."""
     tokens = usage_tokens(outcome.usage) if outcome.usage else 0
     if ticket is not None:
-        try:
-            await gw.limiter.settle(ticket, outcome.cost, tokens)
-        except Exception as exc:  # counters down: the reservation stays (over-counting is the safe side)
-            log("settle_failed", logging.ERROR, request_id=request.request_id,
-                error=f"{exc.__class__.__name__}: {exc}")
+        await gw.limiter.settle(ticket, outcome.cost, tokens)  # never raises: a failure is retried in the background
     gw.ledger.append(record(
         request_id=request.request_id, started_wall=wall, latency_s=elapsed, status=status, route=route,
         model=request.model, who=who, deployment=outcome.deployment, upstream_model=outcome.upstream_model,

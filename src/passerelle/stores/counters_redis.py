@@ -3,7 +3,8 @@
 ``admit`` and ``settle`` are each one Lua script, so one round trip and atomic across instances.
 Scripts read the clock with ``TIME`` so instances with skewed clocks agree.  Keys live under the
 prefix, one namespace per kind (``c:`` charge, ``b:`` bucket, ``s:`` slot, ``f:`` flag, ``r:``
-cached response) so that a charge and a bucket of the same name never collide.
+cached response; ``o:``, ``h:``, ``q:`` owners and reservations, below; ``d:`` a request settled, for an hour)
+so that a charge and a bucket of the same name never collide.
 
 Money is compared exactly: Lua numbers are doubles (exact only up to 2**53 pico-USD, about $9,000),
 so Python passes the thresholds as decimal strings and the scripts compare strings, never numbers.
@@ -129,15 +130,18 @@ end
 return {0, 0, '', levels(), {}}
 """
 
-# KEYS: charges, buckets, slots, then the reservation's record.  ARGV: counts, actual - reserved, request id,
-# actual, prefix, then per charge its limit and limit + reserved ('' when none), per bucket
-# capacity/refill/give-back (cost - actual).  A reservation recorded and already given back (its owner's lease
-# lapsed) settles the actual cost alone.  Returns the indexes of the charges whose limit this settlement crossed.
+# KEYS: charges, buckets, slots, then the reservation's record and the request's settled mark.  ARGV: counts,
+# actual - reserved, request id, actual, prefix, then per charge its limit and limit + reserved ('' when none), per
+# bucket capacity/refill/give-back (cost - actual).  A reservation recorded and already given back (its owner's
+# lease lapsed) settles the actual cost alone.  A request settles once: a retry after a reply that never came (the
+# script may have run) finds the mark and changes nothing.  Returns the indexes of the charges whose limit this
+# settlement crossed.
 SETTLE = PRELUDE + """
 local nc, nb, ns = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local delta, rid, actual, prefix = ARGV[4], ARGV[5], ARGV[6], ARGV[7]
 local bo = 7 + 2 * nc
 local record_key = KEYS[nc + nb + ns + 1]
+if not redis.call('SET', KEYS[nc + nb + ns + 2], 1, 'NX', 'EX', 3600) then return {} end
 local held = true
 if actual ~= delta then  -- something was reserved
   local record = redis.call('GET', record_key)
@@ -343,7 +347,7 @@ class RedisCounters:
 
     async def settle(self, request_id: str, charges: Sequence[Charge], reserved_pico: int, actual_pico: int,
                      buckets: Sequence[Bucket], actual_costs: Sequence[int], slots: Sequence[Slot]) -> list[str]:
-        keys = [*self._keys(charges, buckets, slots), f"{self.prefix}q:{request_id}"]
+        keys = [*self._keys(charges, buckets, slots), f"{self.prefix}q:{request_id}", f"{self.prefix}d:{request_id}"]
         args: list[str | int] = [len(charges), len(buckets), len(slots), actual_pico - reserved_pico, request_id,
                                  actual_pico, self.prefix]
         for c in charges:
