@@ -240,7 +240,9 @@ class RedisCounters:
         except BaseException:
             await client.aclose()
             raise
-        return cls(client, prefix, max_cache_entry_bytes, owner_lease_s)
+        counters = cls(client, prefix, max_cache_entry_bytes, owner_lease_s)
+        counters._start_owning()  # sweeps from now on, whether or not this instance ever reserves
+        return counters
 
     async def ping(self) -> None:
         await self._redis.ping()
@@ -279,6 +281,9 @@ class RedisCounters:
             pipe.sadd(f"{self.prefix}owners", owner)
             await pipe.execute()
         self.owner = owner
+        self._start_owning()
+
+    def _start_owning(self) -> None:
         if self._owning is None:
             self._owning = asyncio.create_task(self._keep_owner(), name="passerelle-counters-owner")
 
