@@ -13,17 +13,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import re
-import subprocess
-import sys
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from bench.gateways import child_env
+from bench.instructions import count_module
 
-REPO = Path(__file__).resolve().parents[1]
-_COLLECTED = re.compile(r"Collected : (\d+)")
+REPO = Path(__file__).resolve().parents[1]  # the default --src's checkout, as printed
 WARMUP = 200
 
 
@@ -50,13 +47,7 @@ def _count(pairs: int, src: Path | None) -> int:
     if src is not None:  # put first: another checkout's passerelle
         env["PYTHONPATH"] = f"{src}:{env['PYTHONPATH']}"
     with tempfile.TemporaryDirectory() as tmp:
-        done = subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={tmp}/cg", sys.executable,
-                               "-m", "bench.counters_instructions", "--child", str(pairs)],
-                              env=env, cwd=REPO, capture_output=True, text=True, timeout=1800)
-    found = _COLLECTED.search(done.stderr)
-    if done.returncode != 0 or found is None:
-        raise RuntimeError(f"callgrind run failed ({done.returncode}): {done.stderr[-500:]}")
-    return int(found.group(1))
+        return count_module("bench.counters_instructions", ["--child", str(pairs)], env, Path(tmp) / "cg", 1800)
 
 
 def main(argv: list[str] | None = None) -> int:

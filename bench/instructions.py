@@ -36,6 +36,19 @@ from bench.run import Scenario, request_body, scenarios
 
 RESULTS = gateways.REPO / "bench" / "results"
 _SUMMARY = re.compile(rb"^summary:\s+(\d+)", re.MULTILINE)
+_COLLECTED = re.compile(r"Collected : (\d+)")
+
+
+def count_module(module: str, args: Sequence[str], env: dict[str, str], out: Path, timeout: float) -> int:
+    """The instructions of ``python -m module args`` under callgrind, from start to exit (profile in ``out``).
+    The microbenchmarks run it with and without their work and take the difference."""
+    done = subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable, "-m",
+                           module, *args], env=env, cwd=gateways.REPO, capture_output=True, text=True,
+                          timeout=timeout)
+    found = _COLLECTED.search(done.stderr)
+    if done.returncode != 0 or found is None:
+        raise RuntimeError(f"callgrind run failed ({done.returncode}): {done.stderr[-500:]}")
+    return int(found.group(1))
 
 
 def counted(profile: bytes) -> int:

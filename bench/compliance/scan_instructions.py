@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -23,10 +21,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from bench.gateways import child_env
+from bench.instructions import count_module
 
 REPO = Path(__file__).resolve().parents[2]
 RESULTS = REPO / "bench" / "results"
-_COLLECTED = re.compile(r"Collected : (\d+)")
 
 
 def child(texts_path: str, passes: int) -> None:
@@ -44,13 +42,7 @@ def child(texts_path: str, passes: int) -> None:
 def _count(texts: Path, passes: int, compiled: bool, work: Path) -> int:
     env = {**child_env(), "PYTHONHASHSEED": "0", "PASSERELLE_COMPILED": "1" if compiled else "0"}
     out = work / f"cg-{'compiled' if compiled else 'python'}-{passes}"
-    done = subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable, "-m",
-                           "bench.compliance.scan_instructions", "--child", str(texts), str(passes)],
-                          env=env, cwd=REPO, capture_output=True, text=True, timeout=3600)
-    found = _COLLECTED.search(done.stderr)
-    if done.returncode != 0 or found is None:
-        raise RuntimeError(f"callgrind run failed ({done.returncode}): {done.stderr[-500:]}")
-    return int(found.group(1))
+    return count_module("bench.compliance.scan_instructions", ["--child", str(texts), str(passes)], env, out, 3600)
 
 
 def main(argv: list[str] | None = None) -> int:
