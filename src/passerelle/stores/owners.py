@@ -3,8 +3,8 @@
 A request reserves its largest possible cost before the upstream call and settles after it.  A worker
 killed in between (out of memory, ``kill -9``) never settles: without an owner its reservation would stay
 counted until the budget's period ends (forever for a ``total`` budget), refusing requests the budget
-still covers.  The shared-memory counters therefore keep, per budget counter, what each process has
-reserved, and any process gives back what a dead one held.
+still covers.  The shared-memory (and SQLite) counters therefore keep, per budget counter, what each
+process has reserved, and any process gives back what a dead one held.
 
 A process is named by its pid, its start time (clock ticks after boot, from ``/proc/<pid>/stat``: a pid
 reused by a later process does not look alive) and its pid namespace (a pid read in another container
